@@ -1,0 +1,112 @@
+"""A folder (or list file) of radiographs for pretraining.
+
+Unreadable files are reported by name and skipped (the next image is served in
+their place), or raise at once with ``on_error="raise"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+class ImageReadError(ValueError):
+    """An image file could not be read; the message names the file."""
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Reads a radiograph as a PIL image (mode ``L`` or ``I;16`` for 16-bit files).
+
+    Raises:
+        ImageReadError: The file is missing, empty, truncated or not an image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return image.copy()
+            return image.convert("L")
+    except FileNotFoundError as err:
+        raise ImageReadError(f"{path}: file not found") from err
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageReadError(f"{path}: cannot read image ({err})") from err
+
+
+def list_images(source: str | Path) -> list[Path]:
+    """Lists the images of a folder (recursively, sorted) or of a list file.
+
+    A list file (``.txt``) has one path per line, relative to its own folder or
+    absolute; blank lines and lines starting with ``#`` are ignored.
+    """
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(
+            p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+    elif source.is_file() and source.suffix == ".txt":
+        lines = [s.strip() for s in source.read_text().splitlines()]
+        files = [source.parent / s for s in lines if s and not s.startswith("#")]
+    else:
+        raise FileNotFoundError(f"{source}: not a folder of images or a .txt list")
+    if not files:
+        raise FileNotFoundError(
+            f"{source}: no images found ({', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return files
+
+
+class ImageFolderDataset(Dataset):
+    """Radiographs from a folder or a list file, for self-supervised pretraining.
+
+    Args:
+        source: A folder (searched recursively) or a ``.txt`` list of paths.
+        transform: Applied to each PIL image (e.g. ``CVSIMTransform``).
+        on_error: ``"skip"`` reports an unreadable file once and serves the next
+            readable image instead; ``"raise"`` raises ``ImageReadError``.
+
+    Returns from ``__getitem__``: ``(transform(image), 0)``, like an unlabelled
+    torchvision dataset.
+    """
+
+    def __init__(
+        self,
+        source: str | Path,
+        transform: Callable[[Image.Image], Any] | None = None,
+        on_error: str = "skip",
+    ) -> None:
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
+        self.files = list_images(source)
+        self.transform = transform
+        self.on_error = on_error
+        self.bad_files: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
+        for offset in range(len(self.files)):
+            path = self.files[(index + offset) % len(self.files)]
+            try:
+                image = read_image(path)
+            except ImageReadError as err:
+                if self.on_error == "raise":
+                    raise
+                if str(path) not in self.bad_files:
+                    self.bad_files[str(path)] = str(err)
+                    logger.warning("skipping unreadable image %s", err)
+                continue
+            sample = self.transform(image) if self.transform else image
+            return sample, torch.tensor(0)
+        raise ImageReadError(f"no readable image among {len(self.files)} files")

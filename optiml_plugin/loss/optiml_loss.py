@@ -1,0 +1,261 @@
+"""The OPTiML objective: optimal-transport alignment of dense embeddings with VICReg
+variance and covariance regularisation [0].
+
+For two views s and t of a batch of radiographs, with dense embeddings q_s (B, N, D)
+and q_t (B, M, D) (after CV-SIM) and optional global embeddings z_s, z_t (B, D'):
+
+    C_b[i, j] = 1 - cos(q_s[b, i], q_t[b, j])
+                + position_weight * |p_s[b, i] - p_t[b, j]|^2 / 2
+    T_b       = Sinkhorn(C_b, epsilon)            (uniform marginals, no gradient)
+    L_OT      = mean_b <T_b, C_b>
+    dense     = alpha * L_OT + beta * (var(q_s) + var(q_t)) / 2 + eta * (cov(q_s) + cov(q_t))
+    global    = VICReg(z_s, z_t) with weights (global_invariance_weight, beta, eta)
+    loss      = (1 - global_weight) * dense + global_weight * global
+
+p are the cells' positions in the original image (the transform's grids, as
+fractions of width and height), so the spatial term lies in [0, 1]. The plan has
+unit total mass, so <T, C> is the mean matched cost per cell: 0 for a one-to-one
+match of equal features and independent of the grid size. The variance and
+covariance terms are Lightly's VICReg terms, applied position-wise to the dense
+embeddings; like VICReg's reference code we average the two views' variance
+terms (the paper writes a sum: set ``beta`` twice as large for that reading).
+
+- [0] Singh, Gorade, Mishra. OPTiML: Dense Semantic Invariance Using Optimal
+  Transport for Self-Supervised Medical Image Representation. arXiv 2404.11868,
+  2024 (WACV 2025 as OTCXR).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lightly.loss.vicreg_loss import VICRegLoss, covariance_loss, variance_loss
+from lightly.utils.dist import gather
+from torch import Tensor, nn
+
+from optiml_plugin import ot
+
+TRANSPORTS = ("sinkhorn", "emd", "identity")
+
+
+class OPTiMLLoss(nn.Module):
+    """OPTiML loss (see the module docstring for the formula).
+
+    Args:
+        alpha: Weight of the OT alignment term (and default weight of the global
+            invariance term).
+        beta: Weight of the variance terms.
+        eta: Weight of the covariance terms.
+        epsilon: Entropic regularisation of the transport problem.
+        num_iters: Sinkhorn iterations.
+        transport: ``"sinkhorn"`` (default), ``"emd"`` (exact OT, slow reference) or
+            ``"identity"`` (cell i matched to cell i: an ablation without OT).
+        position_weight: Weight of the spatial term in the cost; needs grids.
+        global_weight: Share of the global VICReg loss when global embeddings are
+            given (like VICRegL's ``alpha``).
+        global_invariance_weight: Weight of the global invariance (MSE) term;
+            defaults to ``alpha``.
+        gather_distributed: Gather embeddings from all processes before the
+            variance and covariance terms (as Lightly's losses do).
+        eps: Numerical epsilon of the variance term.
+
+    Examples:
+        >>> loss_fn = OPTiMLLoss()
+        >>> out = model(view_a, view_b)   # OPTiML model
+        >>> loss = loss_fn(out.dense_a, out.dense_b, out.global_a, out.global_b,
+        ...                grid_a=grid_a, grid_b=grid_b)
+    """
+
+    def __init__(
+        self,
+        alpha: float = 25.0,
+        beta: float = 25.0,
+        eta: float = 1.0,
+        epsilon: float = 0.05,
+        num_iters: int = 100,
+        transport: str = "sinkhorn",
+        position_weight: float = 0.0,
+        global_weight: float = 0.25,
+        global_invariance_weight: float | None = None,
+        gather_distributed: bool = False,
+        eps: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        if transport not in TRANSPORTS:
+            raise ValueError(
+                f"transport must be one of {TRANSPORTS}, got {transport!r}."
+            )
+        if not 0.0 <= global_weight <= 1.0:
+            raise ValueError(f"global_weight must lie in [0, 1], got {global_weight}.")
+        if gather_distributed and not dist.is_available():
+            raise ValueError(
+                "gather_distributed=True but torch.distributed is unavailable."
+            )
+        self.alpha = alpha
+        self.beta = beta
+        self.eta = eta
+        self.epsilon = epsilon
+        self.num_iters = num_iters
+        self.transport = transport
+        self.position_weight = position_weight
+        self.global_weight = global_weight
+        self.gather_distributed = gather_distributed
+        self.eps = eps
+        inv = alpha if global_invariance_weight is None else global_invariance_weight
+        self.global_loss = VICRegLoss(
+            lambda_param=inv,
+            mu_param=beta,
+            nu_param=eta,
+            gather_distributed=gather_distributed,
+            eps=eps,
+        )
+
+    def forward(
+        self,
+        dense_a: Tensor,
+        dense_b: Tensor,
+        global_a: Tensor | None = None,
+        global_b: Tensor | None = None,
+        grid_a: Tensor | None = None,
+        grid_b: Tensor | None = None,
+    ) -> Tensor:
+        """Returns the OPTiML loss (a scalar).
+
+        Args:
+            dense_a: Dense embeddings of view a, (B, H, W, D) or (B, N, D).
+            dense_b: Dense embeddings of view b, (B, H', W', D) or (B, M, D).
+            global_a: Global embeddings of view a, (B, D'), or None.
+            global_b: Global embeddings of view b, (B, D'), or None.
+            grid_a: Original-image positions of view a's cells, (B, H, W, 2) or
+                (B, N, 2); needed when ``position_weight > 0``.
+            grid_b: Same for view b.
+        """
+        return self.terms(dense_a, dense_b, global_a, global_b, grid_a, grid_b)["loss"]
+
+    def terms(
+        self,
+        dense_a: Tensor,
+        dense_b: Tensor,
+        global_a: Tensor | None = None,
+        global_b: Tensor | None = None,
+        grid_a: Tensor | None = None,
+        grid_b: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Returns the loss and its unweighted terms (for logging).
+
+        Keys: ``loss``, ``ot``, ``dense_var``, ``dense_cov`` and, with global
+        embeddings, ``global``. Arguments as in :meth:`forward`.
+        """
+        qa, qb = _tokens(dense_a, "dense_a"), _tokens(dense_b, "dense_b")
+        _check_pair(qa, qb, global_a, global_b)
+        plan, cost = self.transport_plan(qa, qb, grid_a, grid_b)
+        ot_loss = ot.transport_cost(plan, cost).mean()
+
+        if (
+            self.gather_distributed
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        ):
+            qa_all, qb_all = torch.cat(gather(qa), 0), torch.cat(gather(qb), 0)
+        else:
+            qa_all, qb_all = qa, qb
+        var = 0.5 * (variance_loss(qa_all, self.eps) + variance_loss(qb_all, self.eps))
+        cov = covariance_loss(qa_all) + covariance_loss(qb_all)
+        dense = self.alpha * ot_loss + self.beta * var + self.eta * cov
+        out = {"ot": ot_loss, "dense_var": var, "dense_cov": cov}
+        if global_a is None:
+            out["loss"] = dense
+            return out
+        glob = self.global_loss(global_a, global_b)
+        out["global"] = glob
+        out["loss"] = (1.0 - self.global_weight) * dense + self.global_weight * glob
+        return out
+
+    def cost_matrix(
+        self,
+        dense_a: Tensor,
+        dense_b: Tensor,
+        grid_a: Tensor | None = None,
+        grid_b: Tensor | None = None,
+    ) -> Tensor:
+        """Returns the transport cost (B, N, M), computed in float32 or float64."""
+        qa, qb = _tokens(dense_a, "dense_a"), _tokens(dense_b, "dense_b")
+        dtype = torch.promote_types(qa.dtype, torch.float32)
+        qa = F.normalize(qa.to(dtype), dim=-1, eps=1e-8)
+        qb = F.normalize(qb.to(dtype), dim=-1, eps=1e-8)
+        cost = 1.0 - qa @ qb.transpose(1, 2)
+        if self.position_weight > 0:
+            if grid_a is None or grid_b is None:
+                raise ValueError("position_weight > 0 needs grid_a and grid_b.")
+            pa, pb = _tokens(grid_a, "grid_a"), _tokens(grid_b, "grid_b")
+            if pa.shape[:2] != qa.shape[:2] or pb.shape[:2] != qb.shape[:2]:
+                raise ValueError(
+                    f"grids {tuple(grid_a.shape)}, {tuple(grid_b.shape)} do not match "
+                    f"the dense embeddings {tuple(dense_a.shape)}, {tuple(dense_b.shape)}."
+                )
+            dist2 = torch.cdist(pa.to(dtype), pb.to(dtype)).pow(2)
+            cost = cost + self.position_weight * 0.5 * dist2
+        return cost
+
+    def transport_plan(
+        self,
+        dense_a: Tensor,
+        dense_b: Tensor,
+        grid_a: Tensor | None = None,
+        grid_b: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Returns the plan (no gradient) and the cost (with gradient), (B, N, M)."""
+        cost = self.cost_matrix(dense_a, dense_b, grid_a, grid_b)
+        with torch.no_grad():
+            if self.transport == "sinkhorn":
+                plan = ot.sinkhorn(cost.detach(), self.epsilon, self.num_iters)
+            elif self.transport == "emd":
+                plan = ot.emd(cost.detach())
+            else:
+                b, n, m = cost.shape
+                if n != m:
+                    raise ValueError(
+                        f"transport='identity' needs N == M, got {n}, {m}."
+                    )
+                eye = torch.eye(n, dtype=cost.dtype, device=cost.device) / n
+                plan = eye.expand(b, n, n)
+        return plan.to(cost.dtype), cost
+
+
+def _tokens(x: Tensor, name: str) -> Tensor:
+    """Flattens (B, H, W, D) to (B, H*W, D); checks the rank."""
+    if x.dim() == 4:
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+    if x.dim() == 3:
+        return x
+    raise ValueError(
+        f"{name} must have shape (B, H, W, D) or (B, N, D), got {tuple(x.shape)}."
+    )
+
+
+def _check_pair(
+    qa: Tensor, qb: Tensor, global_a: Tensor | None, global_b: Tensor | None
+) -> None:
+    if qa.shape[0] != qb.shape[0] or qa.shape[-1] != qb.shape[-1]:
+        raise ValueError(
+            "dense_a and dense_b must share batch size and dimension, got "
+            f"{tuple(qa.shape)} and {tuple(qb.shape)}."
+        )
+    if qa.shape[0] < 2:
+        raise ValueError(
+            "OPTiMLLoss needs a batch size of at least 2 (the variance and covariance "
+            f"terms are batch statistics), got {qa.shape[0]}."
+        )
+    if (global_a is None) != (global_b is None):
+        raise ValueError("Pass both global_a and global_b, or neither.")
+    if global_a is not None and global_b is not None:
+        if global_a.dim() != 2 or global_a.shape != global_b.shape:
+            raise ValueError(
+                "global_a and global_b must both have shape (B, D), got "
+                f"{tuple(global_a.shape)} and {tuple(global_b.shape)}."
+            )
+        if global_a.shape[0] != qa.shape[0]:
+            raise ValueError(
+                f"global batch size {global_a.shape[0]} != dense batch size {qa.shape[0]}."
+            )

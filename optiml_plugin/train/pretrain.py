@@ -1,0 +1,293 @@
+"""OPTiML pretraining from the command line (``optiml-pretrain`` / tools/pretrain.py).
+
+Trains on a folder (or list file) of radiographs, or on the embedded phantom
+generator, with PyTorch Lightning: one GPU, several GPUs or nodes (DDP), or the
+CPU. Writes checkpoints every N steps (``--resume`` continues from the last one),
+CSV and TensorBoard logs, and at the end the backbone as a tensor-only state dict
+with torchvision names plus a JSON sidecar, and a figure of the transport plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS_HELP = "a YAML file of option defaults (keys are the long option names)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the command-line parser (also the schema of ``--config`` files)."""
+    p = argparse.ArgumentParser(
+        prog="optiml-pretrain",
+        description="OPTiML self-supervised pretraining on chest radiographs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--config", type=Path, help=DEFAULTS_HELP)
+    d = p.add_argument_group("data")
+    d.add_argument(
+        "--data", default="phantom", help="'phantom', a folder of images or a .txt list"
+    )
+    d.add_argument(
+        "--num-images", type=int, default=512, help="phantom images per epoch"
+    )
+    d.add_argument(
+        "--phantom-size", type=int, default=256, help="phantom side in pixels"
+    )
+    d.add_argument("--image-size", type=int, default=224, help="side of the views")
+    d.add_argument("--crop-scale", type=float, nargs=2, default=(0.3, 1.0))
+    d.add_argument("--num-local-views", type=int, default=0)
+    d.add_argument("--num-workers", type=int, default=2)
+    d.add_argument(
+        "--on-error",
+        choices=("skip", "raise"),
+        default="skip",
+        help="unreadable images",
+    )
+    m = p.add_argument_group("model")
+    m.add_argument("--backbone", default="resnet50")
+    m.add_argument("--global-dim", type=int, default=2048)
+    m.add_argument("--global-hidden-dim", type=int, default=2048)
+    m.add_argument("--dense-dim", type=int, default=512)
+    m.add_argument("--dense-hidden-dim", type=int, default=1024)
+    m.add_argument("--cvsim", choices=("global", "cross", "none"), default="global")
+    m.add_argument("--cvsim-heads", type=int, default=8)
+    lo = p.add_argument_group("loss")
+    lo.add_argument("--alpha", type=float, default=25.0, help="OT term weight")
+    lo.add_argument("--beta", type=float, default=25.0, help="variance weight")
+    lo.add_argument("--eta", type=float, default=1.0, help="covariance weight")
+    lo.add_argument(
+        "--epsilon", type=float, default=0.05, help="entropic regularisation"
+    )
+    lo.add_argument("--sinkhorn-iters", type=int, default=100)
+    lo.add_argument(
+        "--transport", choices=("sinkhorn", "emd", "identity"), default="sinkhorn"
+    )
+    lo.add_argument("--position-weight", type=float, default=0.0)
+    lo.add_argument("--global-weight", type=float, default=0.25)
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--optimizer", choices=("lars", "adamw"), default="lars")
+    o.add_argument("--lr", type=float, default=0.2, help="base lr per 256 images")
+    o.add_argument("--weight-decay", type=float, default=1e-6)
+    o.add_argument("--warmup-epochs", type=float, default=10.0)
+    o.add_argument("--epochs", type=int, default=300)
+    o.add_argument(
+        "--max-steps", type=int, default=-1, help="stop after this many steps"
+    )
+    o.add_argument("--batch-size", type=int, default=64, help="per device")
+    t = p.add_argument_group("trainer")
+    t.add_argument("--accelerator", default="auto")
+    t.add_argument("--devices", default="auto")
+    t.add_argument("--num-nodes", type=int, default=1)
+    t.add_argument(
+        "--strategy", default="auto", help="e.g. ddp; auto picks DDP for >1 device"
+    )
+    t.add_argument(
+        "--precision", default="auto", help="auto: bf16/16-mixed on GPU, 32 on CPU"
+    )
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--out", type=Path, default=Path("runs/optiml"), help="work directory"
+    )
+    t.add_argument("--checkpoint-every", type=int, default=500, help="steps")
+    t.add_argument("--log-every", type=int, default=10, help="steps")
+    t.add_argument("--resume", default=None, help="'last' or a checkpoint path")
+    t.add_argument(
+        "--no-figure", action="store_true", help="skip the transport-plan figure"
+    )
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses arguments; a ``--config`` YAML supplies defaults that flags override.
+
+    Raises:
+        SystemExit: With a message naming any unknown key of the config file.
+    """
+    parser = build_parser()
+    pre, _ = parser.parse_known_args(argv)
+    if pre.config is not None:
+        if not pre.config.is_file():
+            parser.error(f"--config {pre.config}: file not found")
+        values = yaml.safe_load(pre.config.read_text()) or {}
+        if not isinstance(values, dict):
+            parser.error(f"--config {pre.config}: expected a mapping of options")
+        known = {a.dest for a in parser._actions}
+        defaults = {}
+        for key, value in values.items():
+            dest = str(key).replace("-", "_")
+            if dest not in known or dest == "config":
+                parser.error(f"--config {pre.config}: unknown key {key!r}")
+            defaults[dest] = value
+        parser.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    args.out = Path(args.out)
+    return args
+
+
+def build_dataset(args: argparse.Namespace) -> Any:
+    """Returns the training dataset with the CV-SIM transform."""
+    from optiml_plugin.data.folder import ImageFolderDataset
+    from optiml_plugin.data.phantom import PhantomDataset
+    from optiml_plugin.transforms import CVSIMTransform
+
+    transform = CVSIMTransform(
+        size=args.image_size,
+        global_scale=tuple(args.crop_scale),
+        n_local_views=args.num_local_views,
+    )
+    if args.data == "phantom":
+        return PhantomDataset(
+            num_images=args.num_images,
+            size=args.phantom_size,
+            seed=args.seed,
+            transform=transform,
+        )
+    return ImageFolderDataset(args.data, transform=transform, on_error=args.on_error)
+
+
+def build_module(args: argparse.Namespace) -> Any:
+    """Returns the Lightning module for the parsed arguments."""
+    from optiml_plugin.train.module import OPTiMLModule
+
+    return OPTiMLModule(
+        model={
+            "backbone": args.backbone,
+            "global_dim": args.global_dim,
+            "global_hidden_dim": args.global_hidden_dim,
+            "dense_dim": args.dense_dim,
+            "dense_hidden_dim": args.dense_hidden_dim,
+            "cvsim_mode": args.cvsim,
+            "cvsim_heads": args.cvsim_heads,
+        },
+        loss={
+            "alpha": args.alpha,
+            "beta": args.beta,
+            "eta": args.eta,
+            "epsilon": args.epsilon,
+            "num_iters": args.sinkhorn_iters,
+            "transport": args.transport,
+            "position_weight": args.position_weight,
+            "global_weight": args.global_weight,
+        },
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        batch_size=args.batch_size,
+    )
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """Maps ``auto`` to bf16-mixed / 16-mixed on a GPU and 32-true elsewhere."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def resolve_resume(resume: str | None, out: Path) -> str | None:
+    """Returns the checkpoint to resume from (``last`` means out/checkpoints/last.ckpt)."""
+    if resume is None:
+        return None
+    path = out / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {resume}: no checkpoint at {path}")
+    return str(path)
+
+
+def run(args: argparse.Namespace) -> dict[str, Path]:
+    """Trains, exports the backbone and draws the figure; returns the output paths."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+    from torch.utils.data import DataLoader
+
+    from optiml_plugin.train.export import export_backbone
+
+    pl.seed_everything(args.seed, workers=True)
+    ckpt_path = resolve_resume(args.resume, args.out)
+    dataset = build_dataset(args)
+    if len(dataset) < args.batch_size:
+        raise ValueError(
+            f"{args.data}: {len(dataset)} images is fewer than --batch-size {args.batch_size}"
+        )
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.num_workers,
+        persistent_workers=args.num_workers > 0,
+        pin_memory=True,
+    )
+    module = build_module(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+    }
+    (args.out / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    checkpoint = ModelCheckpoint(
+        dirpath=args.out / "checkpoints",
+        filename="step={step}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=args.checkpoint_every,
+        save_top_k=-1,
+        save_last=True,
+    )
+    loggers = [
+        CSVLogger(args.out, name="logs", version=""),
+        TensorBoardLogger(args.out, name="logs", version="", default_hp_metric=False),
+    ]
+    trainer = pl.Trainer(
+        accelerator=args.accelerator,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        precision=resolve_precision(args.precision, args.accelerator),
+        max_epochs=args.epochs,
+        max_steps=args.max_steps,
+        log_every_n_steps=args.log_every,
+        callbacks=[checkpoint, LearningRateMonitor(logging_interval="step")],
+        logger=loggers,
+        default_root_dir=args.out,
+    )
+    trainer.fit(module, loader, ckpt_path=ckpt_path)
+    trainer.save_checkpoint(args.out / "checkpoints" / "last.ckpt")
+    paths = {
+        "checkpoint": args.out / "checkpoints" / "last.ckpt",
+        "logs": args.out / "logs",
+    }
+    if trainer.is_global_zero:
+        settings["global_step"] = trainer.global_step
+        backbone, sidecar = export_backbone(
+            module.model, args.out / "backbone.pth", settings
+        )
+        paths.update(backbone=backbone, backbone_settings=sidecar)
+        if not args.no_figure:
+            from optiml_plugin.viz.transport_plan import transport_plan_figure
+
+            fig_path = args.out / "transport_plan.png"
+            transport_plan_figure(module, args, fig_path)
+            paths["figure"] = fig_path
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parses arguments, trains, prints where the outputs are."""
+    args = parse_args(argv)
+    paths = run(args)
+    print("\nOPTiML pretraining finished. Outputs:")
+    for name, path in paths.items():
+        print(f"  {name:18s} {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from lightly.loss.vicreg_loss import VICRegLoss, invariance_loss
+
+from optiml_plugin import OPTiMLLoss
+
+
+def _dense(seed: int, b: int = 4, n: int = 9, d: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, n, d, generator=g, dtype=torch.float64)
+
+
+def test_symmetric_in_the_two_views() -> None:
+    a, b = _dense(0), _dense(1)
+    za, zb = (
+        torch.randn(4, 6, dtype=torch.float64),
+        torch.randn(4, 6, dtype=torch.float64),
+    )
+    loss = OPTiMLLoss(num_iters=5000)  # converged: the fixed point is symmetric
+    assert torch.allclose(loss(a, b, za, zb), loss(b, a, zb, za), atol=1e-7)
+    exact = OPTiMLLoss(transport="emd")
+    assert torch.allclose(exact(a, b), exact(b, a), atol=1e-9)
+
+
+def test_accepts_grid_layout_and_token_layout_alike() -> None:
+    a, b = _dense(0, n=9), _dense(1, n=9)
+    loss = OPTiMLLoss()
+    assert torch.allclose(
+        loss(a, b), loss(a.reshape(4, 3, 3, 8), b.reshape(4, 3, 3, 8))
+    )
+
+
+def test_shape_errors_are_value_errors() -> None:
+    loss = OPTiMLLoss()
+    a = _dense(0)
+    with pytest.raises(ValueError, match="dense_a must have shape"):
+        loss(a[0], a)
+    with pytest.raises(ValueError, match="share batch size and dimension"):
+        loss(a, _dense(1, d=6))
+    with pytest.raises(ValueError, match="share batch size"):
+        loss(a, _dense(1, b=3))
+    with pytest.raises(ValueError, match="both global_a and global_b"):
+        loss(a, a, torch.randn(4, 3))
+    with pytest.raises(ValueError, match=r"shape \(B, D\)"):
+        loss(a, a, torch.randn(4, 3), torch.randn(4, 5))
+    with pytest.raises(ValueError, match="global batch size"):
+        loss(a, a, torch.randn(3, 5), torch.randn(3, 5))
+    with pytest.raises(ValueError, match="needs grid_a and grid_b"):
+        OPTiMLLoss(position_weight=1.0)(a, a)
+    with pytest.raises(ValueError, match="N == M"):
+        OPTiMLLoss(transport="identity")(a, _dense(1, n=4))
+    with pytest.raises(ValueError, match="transport must be one of"):
+        OPTiMLLoss(transport="greedy")
+
+
+def test_batch_size_one_is_an_error() -> None:
+    with pytest.raises(ValueError, match="batch size of at least 2"):
+        OPTiMLLoss()(_dense(0, b=1), _dense(1, b=1))
+
+
+def test_gradient_reaches_both_views() -> None:
+    a = _dense(0).float().requires_grad_()
+    b = _dense(1).float().requires_grad_()
+    za = torch.randn(4, 6, requires_grad=True)
+    zb = torch.randn(4, 6, requires_grad=True)
+    OPTiMLLoss()(a, b, za, zb).backward()
+    for t in (a, b, za, zb):
+        assert (
+            t.grad is not None
+            and t.grad.abs().sum() > 0
+            and torch.isfinite(t.grad).all()
+        )
+
+
+@pytest.mark.parametrize("value", [0.0, 3.0])
+def test_zero_and_constant_features_stay_finite(value: float) -> None:
+    a = torch.full((4, 9, 8), value, requires_grad=True)
+    b = torch.full((4, 9, 8), value, requires_grad=True)
+    za = torch.full((4, 6), value, requires_grad=True)
+    zb = torch.full((4, 6), value, requires_grad=True)
+    loss = OPTiMLLoss()(a, b, za, zb)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(a.grad).all() and torch.isfinite(za.grad).all()
+
+
+def _np_var(x: np.ndarray, eps: float) -> float:
+    std = np.sqrt(x.var(axis=0, ddof=1) + eps)
+    return float(np.maximum(0.0, 1.0 - std).mean())
+
+
+def _np_cov(x: np.ndarray) -> float:
+    # x: (B, N, D); covariance over the batch at each position.
+    b, _, d = x.shape
+    xc = x - x.mean(axis=0)
+    total = []
+    for pos in range(x.shape[1]):
+        c = xc[:, pos, :].T @ xc[:, pos, :] / (b - 1)
+        off = c - np.diag(np.diag(c))
+        total.append((off**2).sum() / d)
+    return float(np.mean(total))
+
+
+def test_hand_computed_small_case() -> None:
+    # Image 0: B's tokens are A's swapped -> the exact plan swaps them, OT cost 0.
+    # Image 1: both A tokens are (1, 0); B's are at +-45 degrees -> each A token
+    # sends half its mass to each, OT cost (1 - 1/sqrt2)/2 + (1 + 1/sqrt2)/2 = 1.
+    r = 1 / math.sqrt(2)
+    a = torch.tensor(
+        [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]], dtype=torch.float64
+    )
+    b = torch.tensor([[[0.0, 1.0], [1.0, 0.0]], [[r, r], [-r, r]]], dtype=torch.float64)
+    alpha, beta, eta, eps = 2.0, 3.0, 0.5, 1e-4
+    loss = OPTiMLLoss(alpha=alpha, beta=beta, eta=eta, transport="emd", eps=eps)
+    terms = loss.terms(a, b)
+    assert terms["ot"].item() == pytest.approx(0.5, abs=1e-12)
+    an, bn = a.numpy(), b.numpy()
+    var = 0.5 * (_np_var(an, eps) + _np_var(bn, eps))
+    cov = _np_cov(an) + _np_cov(bn)
+    assert terms["dense_var"].item() == pytest.approx(var, abs=1e-12)
+    assert terms["dense_cov"].item() == pytest.approx(cov, abs=1e-12)
+    assert terms["loss"].item() == pytest.approx(
+        alpha * 0.5 + beta * var + eta * cov, abs=1e-12
+    )
+    # Entropic OT approaches the exact value as epsilon shrinks.
+    approx = OPTiMLLoss(
+        alpha=alpha, beta=beta, eta=eta, epsilon=0.005, num_iters=2000, eps=eps
+    )
+    assert approx.terms(a, b)["ot"].item() == pytest.approx(0.5, abs=5e-3)
+
+
+def test_identity_plan_reduces_to_vicreg_terms() -> None:
+    # With cell i matched to cell i, the OT term is the mean cosine distance of
+    # aligned cells = (D / 2) * VICReg's invariance (MSE) on L2-normalised tokens,
+    # and the rest is exactly Lightly's VICReg variance and covariance terms.
+    a, b = _dense(0), _dense(1)
+    d = a.shape[-1]
+    alpha, beta, eta = 25.0, 25.0, 1.0
+    ours = OPTiMLLoss(alpha, beta, eta, transport="identity")(a, b)
+    vicreg_var_cov = VICRegLoss(lambda_param=0.0, mu_param=beta, nu_param=eta)(a, b)
+    inv = invariance_loss(F.normalize(a, dim=-1), F.normalize(b, dim=-1))
+    assert ours.item() == pytest.approx(
+        (alpha * d / 2 * inv + vicreg_var_cov).item(), rel=1e-10
+    )
+
+
+def test_global_part_is_lightly_vicreg() -> None:
+    a, b = _dense(0), _dense(1)
+    za, zb = (
+        torch.randn(4, 6, dtype=torch.float64),
+        torch.randn(4, 6, dtype=torch.float64),
+    )
+    loss = OPTiMLLoss(alpha=10.0, beta=5.0, eta=2.0, global_weight=0.4)
+    terms = loss.terms(a, b, za, zb)
+    ref = VICRegLoss(lambda_param=10.0, mu_param=5.0, nu_param=2.0)(za, zb)
+    assert terms["global"].item() == pytest.approx(ref.item(), rel=1e-10)
+    dense = 10.0 * terms["ot"] + 5.0 * terms["dense_var"] + 2.0 * terms["dense_cov"]
+    assert terms["loss"].item() == pytest.approx(
+        (0.6 * dense + 0.4 * ref).item(), rel=1e-10
+    )
+
+
+def test_ot_term_ignores_token_order_but_identity_does_not() -> None:
+    a = _dense(0)
+    perm = torch.randperm(9, generator=torch.Generator().manual_seed(0))
+    b = a + 0.01 * _dense(1)
+    ot = OPTiMLLoss(transport="emd")
+    ident = OPTiMLLoss(transport="identity")
+    assert ot.terms(a, b[:, perm])["ot"].item() == pytest.approx(
+        ot.terms(a, b)["ot"].item(), abs=1e-9
+    )
+    assert ot.terms(a, b[:, perm])["ot"].item() < 1e-3
+    assert ident.terms(a, b[:, perm])["ot"].item() > 0.1
+
+
+def test_position_term_matches_cells_by_location() -> None:
+    # Equal features everywhere: only the spatial term distinguishes the cells,
+    # so the exact plan must pair each cell of A with B's cell at the same place.
+    g = torch.stack(
+        torch.meshgrid(torch.linspace(0, 1, 3), torch.linspace(0, 1, 3), indexing="xy"),
+        -1,
+    )
+    grid_a = g.reshape(1, 9, 2).expand(2, 9, 2)
+    perm = torch.tensor([4, 0, 8, 2, 6, 1, 3, 5, 7])
+    grid_b = grid_a[:, perm]
+    feats = torch.ones(2, 9, 4)
+    loss = OPTiMLLoss(transport="emd", position_weight=1.0)
+    plan, _ = loss.transport_plan(feats, feats, grid_a, grid_b)
+    assert torch.equal(plan[0].argmax(dim=1), torch.argsort(perm))
+
+
+def test_finite_under_bf16_autocast() -> None:
+    a = _dense(0).float().requires_grad_()
+    b = _dense(1).float().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = OPTiMLLoss(epsilon=1e-3)(a.bfloat16(), b.bfloat16())
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(a.grad).all()

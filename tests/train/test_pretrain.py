@@ -1,0 +1,134 @@
+"""End-to-end tests of tools/pretrain.py on the phantom generator (CPU, tiny)."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from optiml_plugin.train.export import (
+    backbone_state_from_checkpoint,
+)
+from optiml_plugin.train.export import (
+    main as export_main,
+)
+from optiml_plugin.train.pretrain import main, parse_args, resolve_resume
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = [
+    "--data", "phantom", "--num-images", "64", "--phantom-size", "128",
+    "--image-size", "64", "--backbone", "resnet18", "--global-dim", "128",
+    "--global-hidden-dim", "128", "--dense-dim", "64", "--dense-hidden-dim", "64",
+    "--cvsim-heads", "4", "--batch-size", "8", "--optimizer", "adamw",
+    "--lr", "0.01", "--weight-decay", "0.0", "--warmup-epochs", "0",
+    "--num-workers", "0", "--log-every", "1",
+]  # fmt: skip
+
+
+def _losses(out: Path) -> list[tuple[int, float]]:
+    with open(out / "logs" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
+    return [(int(r["step"]), float(r["train/loss"])) for r in rows]
+
+
+def test_unknown_config_key_is_named(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("batch_size: 4\nbatchsize: 8\n")
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(cfg)])
+    assert "unknown key 'batchsize'" in capsys.readouterr().err
+
+
+def test_config_values_are_defaults_that_flags_override(tmp_path: Path) -> None:
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text("batch_size: 4\nbackbone: resnet18\n")
+    args = parse_args(["--config", str(cfg), "--batch-size", "6"])
+    assert args.batch_size == 6 and args.backbone == "resnet18"
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        resolve_resume("last", tmp_path)
+
+
+@pytest.mark.slow
+def test_pretrain_reduces_loss_and_exports_a_torchvision_backbone(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    assert (
+        main([*TINY, "--max-steps", "16", "--checkpoint-every", "8", "--out", str(out)])
+        == 0
+    )
+    losses = [v for _, v in _losses(out)]
+    assert len(losses) == 16
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4
+    state = torch.load(out / "backbone.pth", weights_only=True)
+    result = torchvision.models.resnet18().load_state_dict(state, strict=False)
+    assert (
+        sorted(result.missing_keys) == ["fc.bias", "fc.weight"]
+        and not result.unexpected_keys
+    )
+    meta = json.loads((out / "backbone.json").read_text())
+    assert meta["settings"]["global_step"] == 16 and meta["architecture"] == "resnet18"
+    assert (out / "transport_plan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "checkpoints" / "step=8.ckpt").is_file()
+    # The checkpoint exporter gives the same tensors as the end-of-run export.
+    exported = backbone_state_from_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert exported.keys() == state.keys()
+    assert all(torch.equal(exported[k], state[k]) for k in state)
+    assert (
+        export_main([str(out / "checkpoints" / "last.ckpt"), str(tmp_path / "b.pth")])
+        == 0
+    )
+    assert torch.load(tmp_path / "b.pth", weights_only=True).keys() == state.keys()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        str(ROOT / "tools" / "pretrain.py"),
+        *TINY,
+        "--out",
+        str(out),
+    ]
+    cmd += ["--max-steps", "24", "--checkpoint-every", "4", "--no-figure"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    ckpt = out / "checkpoints" / "step=4.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the file be written completely
+    assert first.poll() is None, "the run ended before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert not (out / "backbone.pth").exists()  # it really died mid-run
+    saved = sorted(p.name for p in (out / "checkpoints").glob("step=*.ckpt"))
+    resumed_from = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)[
+        "global_step"
+    ]
+    assert 4 <= resumed_from < 24
+    stamp = ckpt.stat().st_mtime_ns
+
+    second = subprocess.run(
+        [*cmd, "--resume", "last"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Restoring states from the checkpoint path" in second.stderr + second.stdout
+    final = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    assert final["global_step"] == 24
+    assert ckpt.stat().st_mtime_ns == stamp  # step 4 was not trained (and saved) again
+    assert saved and (out / "checkpoints" / "step=24.ckpt").is_file()
+    assert (out / "backbone.pth").is_file()
