@@ -77,6 +77,26 @@ def test_same_iterates_as_pot_after_few_iterations(method):
             np.testing.assert_allclose(plan.numpy(), ref, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["kernel", "log"])
+def test_zero_mass_entries(method):
+    gen = _gen(2)
+    cost = torch.rand(2, 6, 5, generator=gen, dtype=torch.float64)
+    a, b = _simplex((2, 6), gen), _simplex((2, 5), gen)
+    a[:, 1] = 0.0
+    b[:, 3] = 0.0
+    a, b = a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True)
+    plan = ot.sinkhorn(cost, 0.05, 2000, a, b, method=method, tol=1e-12)
+    assert torch.isfinite(plan).all()
+    assert torch.equal(plan[:, 1, :], torch.zeros(2, 5))
+    assert torch.equal(plan[:, :, 3], torch.zeros(2, 6))
+    # The rest is the plan of the problem without those rows/columns (POT itself
+    # gives NaN with zero entries in a).
+    rows, cols = [0, 2, 3, 4, 5], [0, 1, 2, 4]
+    sub = cost[:, rows][:, :, cols]
+    ref = _pot_plans(sub, a[:, rows], b[:, cols], 0.05, 2000, stop_thr=1e-13)
+    np.testing.assert_allclose(plan[:, rows][:, :, cols].numpy(), ref, atol=1e-9)
+
+
 def test_approaches_emd_as_epsilon_shrinks():
     gen = _gen(0)
     x = torch.rand(8, 1, generator=gen, dtype=torch.float64)
@@ -167,9 +187,9 @@ def test_bfloat16_under_autocast_gives_float32():
     # Close to the plan of the unrounded float32 cost (bf16 rounds the cost by up to
     # 2**-8 relative, i.e. up to ~0.16 in cost / epsilon).
     full = ot.sinkhorn(cost, 0.05, 100)
-    assert (plan - full).abs().sum(dim=(1, 2)).max() < 0.1
+    assert (plan - full).abs().sum(dim=(1, 2)).max() < 0.02
     rel = (ot.transport_cost(plan, cost) / ot.transport_cost(full, cost) - 1).abs()
-    assert rel.max() < 1e-2
+    assert rel.max() < 2e-3
 
 
 def test_float16_and_float64_dtypes():
@@ -388,6 +408,15 @@ def test_emd_matches_pot():
     assert plan32.dtype == torch.float32 and plan32.device == cost32.device
     uniform = pot.emd([], [], cost[1].numpy())
     np.testing.assert_allclose(plan32[1].numpy(), uniform, atol=1e-7)
+
+
+def test_emd_accepts_marginals_within_the_sum_tolerance():
+    # POT's network simplex insists on sums equal to ~1e-6; sinkhorn's validation
+    # accepts 1e-5, so emd renormalises.
+    cost = torch.rand(4, 4, generator=_gen(18))
+    a = torch.full((4,), 0.25 * (1 + 8e-6))
+    plan = ot.emd(cost, a=a)
+    torch.testing.assert_close(plan.sum(1), torch.full((4,), 0.25))
 
 
 def test_emd_is_a_scaled_permutation_for_uniform_square_problems():

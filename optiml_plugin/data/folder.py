@@ -11,36 +11,46 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+
+from optiml_plugin.data.io import ImageReadError
+from optiml_plugin.data.io import read_image as _read_image
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".dcm",
+    ".dicom",
+)
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageFolderDataset",
+    "ImageReadError",
+    "list_images",
+    "read_image",
+]
 
 
-class ImageReadError(ValueError):
-    """An image file could not be read; the message names the file."""
+def read_image(path: str | Path) -> np.ndarray:
+    """Reads a radiograph (PNG, JPEG, TIFF, 8/16-bit, or DICOM) for pretraining.
 
-
-def read_image(path: str | Path) -> Image.Image:
-    """Reads a radiograph as a PIL image (mode ``L`` or ``I;16`` for 16-bit files).
+    Delegates to :func:`optiml_plugin.data.io.read_image`: a float32 (H, W)
+    array in [0, 1], which ``to_gray_tensor`` (and so ``CVSIMTransform``) keeps
+    as is.
 
     Raises:
         ImageReadError: The file is missing, empty, truncated or not an image.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return image.copy()
-            return image.convert("L")
-    except FileNotFoundError as err:
-        raise ImageReadError(f"{path}: file not found") from err
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageReadError(f"{path}: cannot read image ({err})") from err
+    return _read_image(path)
 
 
 def list_images(source: str | Path) -> list[Path]:
@@ -71,7 +81,8 @@ class ImageFolderDataset(Dataset):
 
     Args:
         source: A folder (searched recursively) or a ``.txt`` list of paths.
-        transform: Applied to each PIL image (e.g. ``CVSIMTransform``).
+        transform: Applied to each image, a float32 (H, W) array in [0, 1]
+            (e.g. ``CVSIMTransform``).
         on_error: ``"skip"`` reports an unreadable file once and serves the next
             readable image instead; ``"raise"`` raises ``ImageReadError``.
 
@@ -82,7 +93,7 @@ class ImageFolderDataset(Dataset):
     def __init__(
         self,
         source: str | Path,
-        transform: Callable[[Image.Image], Any] | None = None,
+        transform: Callable[[np.ndarray], Any] | None = None,
         on_error: str = "skip",
     ) -> None:
         if on_error not in ("skip", "raise"):

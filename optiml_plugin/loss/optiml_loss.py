@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from optiml_plugin import ot
 
 TRANSPORTS = ("sinkhorn", "emd", "identity")
+DENSE_STATISTICS = ("batch", "tokens", "both")
 
 
 class OPTiMLLoss(nn.Module):
@@ -56,6 +57,11 @@ class OPTiMLLoss(nn.Module):
             given (like VICRegL's ``alpha``).
         global_invariance_weight: Weight of the global invariance (MSE) term;
             defaults to ``alpha``.
+        dense_statistics: Over what the dense variance and covariance are taken:
+            ``"batch"``: across images at each cell position (VICRegL's local
+            terms); ``"tokens"``: across the cells of each image, i.e. over the
+            point cloud that enters the transport problem; ``"both"``: the mean
+            of the two.
         gather_distributed: Gather embeddings from all processes before the
             variance and covariance terms (as Lightly's losses do).
         eps: Numerical epsilon of the variance term.
@@ -78,6 +84,7 @@ class OPTiMLLoss(nn.Module):
         position_weight: float = 0.0,
         global_weight: float = 0.25,
         global_invariance_weight: float | None = None,
+        dense_statistics: str = "batch",
         gather_distributed: bool = False,
         eps: float = 1e-4,
     ) -> None:
@@ -85,6 +92,10 @@ class OPTiMLLoss(nn.Module):
         if transport not in TRANSPORTS:
             raise ValueError(
                 f"transport must be one of {TRANSPORTS}, got {transport!r}."
+            )
+        if dense_statistics not in DENSE_STATISTICS:
+            raise ValueError(
+                f"dense_statistics must be one of {DENSE_STATISTICS}, got {dense_statistics!r}."
             )
         if not 0.0 <= global_weight <= 1.0:
             raise ValueError(f"global_weight must lie in [0, 1], got {global_weight}.")
@@ -100,6 +111,7 @@ class OPTiMLLoss(nn.Module):
         self.transport = transport
         self.position_weight = position_weight
         self.global_weight = global_weight
+        self.dense_statistics = dense_statistics
         self.gather_distributed = gather_distributed
         self.eps = eps
         inv = alpha if global_invariance_weight is None else global_invariance_weight
@@ -152,16 +164,7 @@ class OPTiMLLoss(nn.Module):
         plan, cost = self.transport_plan(qa, qb, grid_a, grid_b)
         ot_loss = ot.transport_cost(plan, cost).mean()
 
-        if (
-            self.gather_distributed
-            and dist.is_initialized()
-            and dist.get_world_size() > 1
-        ):
-            qa_all, qb_all = torch.cat(gather(qa), 0), torch.cat(gather(qb), 0)
-        else:
-            qa_all, qb_all = qa, qb
-        var = 0.5 * (variance_loss(qa_all, self.eps) + variance_loss(qb_all, self.eps))
-        cov = covariance_loss(qa_all) + covariance_loss(qb_all)
+        var, cov = self._dense_var_cov(qa, qb)
         dense = self.alpha * ot_loss + self.beta * var + self.eta * cov
         out = {"ot": ot_loss, "dense_var": var, "dense_cov": cov}
         if global_a is None:
@@ -171,6 +174,27 @@ class OPTiMLLoss(nn.Module):
         out["global"] = glob
         out["loss"] = (1.0 - self.global_weight) * dense + self.global_weight * glob
         return out
+
+    def _dense_var_cov(self, qa: Tensor, qb: Tensor) -> tuple[Tensor, Tensor]:
+        """VICReg variance and covariance of the dense tokens (see dense_statistics)."""
+        stats = []
+        if self.dense_statistics in ("batch", "both"):
+            if (
+                self.gather_distributed
+                and dist.is_initialized()
+                and dist.get_world_size() > 1
+            ):
+                qa, qb = torch.cat(gather(qa), 0), torch.cat(gather(qb), 0)
+            stats.append((qa, qb))
+        if self.dense_statistics in ("tokens", "both"):
+            # Cells first: the statistics are taken over each image's tokens.
+            stats.append((qa.transpose(0, 1), qb.transpose(0, 1)))
+        var = sum(
+            0.5 * (variance_loss(x, self.eps) + variance_loss(y, self.eps))
+            for x, y in stats
+        )
+        cov = sum(covariance_loss(x) + covariance_loss(y) for x, y in stats)
+        return var / len(stats), cov / len(stats)
 
     def cost_matrix(
         self,

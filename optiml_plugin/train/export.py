@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Export the backbone of an OPTiML Lightning checkpoint as a "
         "tensor-only torchvision state dict plus a JSON sidecar.",
     )
-    parser.add_argument("checkpoint", type=Path, help="Lightning .ckpt of OPTiML pretraining")
+    parser.add_argument(
+        "checkpoint", type=Path, help="Lightning .ckpt of OPTiML pretraining"
+    )
     parser.add_argument("out", type=Path, help="output .pth file")
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():
