@@ -16,9 +16,13 @@ p are the cells' positions in the original image (the transform's grids, as
 fractions of width and height), so the spatial term lies in [0, 1]. The plan has
 unit total mass, so <T, C> is the mean matched cost per cell: 0 for a one-to-one
 match of equal features and independent of the grid size. The variance and
-covariance terms are Lightly's VICReg terms, applied position-wise to the dense
-embeddings; like VICReg's reference code we average the two views' variance
-terms (the paper writes a sum: set ``beta`` twice as large for that reading).
+covariance terms are Lightly's VICReg terms. By default they are taken over the
+cells of each image (the point cloud that enters the transport problem): taken
+only across the batch at each position (VICRegL's local terms,
+``dense_statistics="batch"``), they let every cell of an image carry the same
+token, which makes every plan uniform (measured; see the README). Like VICReg's
+reference code we average the two views' variance terms (the paper writes a sum:
+set ``beta`` twice as large for that reading).
 
 - [0] Singh, Gorade, Mishra. OPTiML: Dense Semantic Invariance Using Optimal
   Transport for Self-Supervised Medical Image Representation. arXiv 2404.11868,
@@ -84,7 +88,7 @@ class OPTiMLLoss(nn.Module):
         position_weight: float = 0.0,
         global_weight: float = 0.25,
         global_invariance_weight: float | None = None,
-        dense_statistics: str = "batch",
+        dense_statistics: str = "tokens",
         gather_distributed: bool = False,
         eps: float = 1e-4,
     ) -> None:

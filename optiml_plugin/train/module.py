@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -106,7 +107,12 @@ class OPTiMLModule(pl.LightningModule):
         # batches per epoch is known.
         total = max(1, int(self.trainer.estimated_stepping_batches))
         per_epoch = self.trainer.num_training_batches
-        per_epoch //= self.trainer.accumulate_grad_batches
+        if not math.isfinite(per_epoch):  # max_steps alone skips the data set-up
+            self.trainer.fit_loop.setup_data()
+            per_epoch = self.trainer.num_training_batches
+        if not math.isfinite(per_epoch):  # data of unknown length
+            per_epoch = total
+        per_epoch = max(1, int(per_epoch) // self.trainer.accumulate_grad_batches)
         warmup = min(int(hp.warmup_epochs * per_epoch), total - 1)
         scheduler = CosineWarmupScheduler(
             optimizer, warmup_epochs=warmup, max_epochs=total

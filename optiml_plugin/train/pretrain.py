@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lo.add_argument("--position-weight", type=float, default=0.0)
     lo.add_argument("--global-weight", type=float, default=0.25)
+    lo.add_argument(
+        "--dense-statistics",
+        choices=("tokens", "batch", "both"),
+        default="tokens",
+        help="dense var/cov over each image's cells, across the batch, or both",
+    )
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", choices=("lars", "adamw"), default="lars")
     o.add_argument("--lr", type=float, default=0.2, help="base lr per 256 images")
@@ -172,6 +178,7 @@ def build_module(args: argparse.Namespace) -> Any:
             "transport": args.transport,
             "position_weight": args.position_weight,
             "global_weight": args.global_weight,
+            "dense_statistics": args.dense_statistics,
         },
         optimizer=args.optimizer,
         lr=args.lr,

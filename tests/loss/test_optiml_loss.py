@@ -94,7 +94,7 @@ def _np_var(x: np.ndarray, eps: float) -> float:
 
 
 def _np_cov(x: np.ndarray) -> float:
-    # x: (B, N, D); covariance over the batch at each position.
+    # x: (S, P, D); covariance over axis 0 (the samples) at each index of axis 1.
     b, _, d = x.shape
     xc = x - x.mean(axis=0)
     total = []
@@ -105,7 +105,8 @@ def _np_cov(x: np.ndarray) -> float:
     return float(np.mean(total))
 
 
-def test_hand_computed_small_case() -> None:
+@pytest.mark.parametrize("stats", ["batch", "tokens"])
+def test_hand_computed_small_case(stats: str) -> None:
     # Image 0: B's tokens are A's swapped -> the exact plan swaps them, OT cost 0.
     # Image 1: both A tokens are (1, 0); B's are at +-45 degrees -> each A token
     # sends half its mass to each, OT cost (1 - 1/sqrt2)/2 + (1 + 1/sqrt2)/2 = 1.
@@ -115,10 +116,14 @@ def test_hand_computed_small_case() -> None:
     )
     b = torch.tensor([[[0.0, 1.0], [1.0, 0.0]], [[r, r], [-r, r]]], dtype=torch.float64)
     alpha, beta, eta, eps = 2.0, 3.0, 0.5, 1e-4
-    loss = OPTiMLLoss(alpha=alpha, beta=beta, eta=eta, transport="emd", eps=eps)
+    loss = OPTiMLLoss(
+        alpha, beta, eta, transport="emd", dense_statistics=stats, eps=eps
+    )
     terms = loss.terms(a, b)
     assert terms["ot"].item() == pytest.approx(0.5, abs=1e-12)
     an, bn = a.numpy(), b.numpy()
+    if stats == "tokens":  # statistics over each image's cells
+        an, bn = an.transpose(1, 0, 2), bn.transpose(1, 0, 2)
     var = 0.5 * (_np_var(an, eps) + _np_var(bn, eps))
     cov = _np_cov(an) + _np_cov(bn)
     assert terms["dense_var"].item() == pytest.approx(var, abs=1e-12)
@@ -140,7 +145,9 @@ def test_identity_plan_reduces_to_vicreg_terms() -> None:
     a, b = _dense(0), _dense(1)
     d = a.shape[-1]
     alpha, beta, eta = 25.0, 25.0, 1.0
-    ours = OPTiMLLoss(alpha, beta, eta, transport="identity")(a, b)
+    ours = OPTiMLLoss(alpha, beta, eta, transport="identity", dense_statistics="batch")(
+        a, b
+    )
     vicreg_var_cov = VICRegLoss(lambda_param=0.0, mu_param=beta, nu_param=eta)(a, b)
     inv = invariance_loss(F.normalize(a, dim=-1), F.normalize(b, dim=-1))
     assert ours.item() == pytest.approx(
@@ -200,3 +207,23 @@ def test_finite_under_bf16_autocast() -> None:
         out = OPTiMLLoss(epsilon=1e-3)(a.bfloat16(), b.bfloat16())
     out.backward()
     assert torch.isfinite(out) and torch.isfinite(a.grad).all()
+
+
+def test_token_statistics_see_spatial_collapse_that_batch_statistics_miss() -> None:
+    # Every cell of an image carries the same token, tokens differ between images:
+    # the per-position batch statistics look healthy, the per-image token ones
+    # report total collapse (std 0 -> hinge 1 - sqrt(eps)).
+    per_image = 3.0 * _dense(0, b=8, n=1, d=8)
+    a = per_image.expand(8, 9, 8)
+    b = a + 0.0
+    eps = 1e-4
+    batch = OPTiMLLoss(dense_statistics="batch", eps=eps).terms(a, b)
+    tokens = OPTiMLLoss(dense_statistics="tokens", eps=eps).terms(a, b)
+    both = OPTiMLLoss(dense_statistics="both", eps=eps).terms(a, b)
+    assert batch["dense_var"].item() < 0.2
+    assert tokens["dense_var"].item() == pytest.approx(1 - math.sqrt(eps), abs=1e-9)
+    assert tokens["dense_cov"].item() == pytest.approx(0.0, abs=1e-12)
+    mean = 0.5 * (batch["dense_var"] + tokens["dense_var"])
+    assert both["dense_var"].item() == pytest.approx(mean.item(), abs=1e-12)
+    with pytest.raises(ValueError, match="dense_statistics"):
+        OPTiMLLoss(dense_statistics="cells")
