@@ -45,6 +45,20 @@ def _timed(fn: Callable[[], object], warmup: int, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
+def _interleaved(
+    steps: dict[str, Callable[[], None]], warmup: int, repeats: int
+) -> dict[str, float]:
+    """Median ms per function, timed round-robin so that drift hits all alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            times[name].append(_timed(step, 0, 1))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 class LightlyDense(nn.Module):
     """Backbone + Lightly's VICReg global head (+ VICRegL's local head)."""
 
@@ -115,16 +129,16 @@ def step_times(args: argparse.Namespace, device: torch.device) -> dict[str, floa
         out = optiml(x0, x1)
         return optiml_loss(out.dense_a, out.dense_b, out.global_a, out.global_b, g0, g1)
 
-    results = {}
-    for name, model, fn in (
-        ("vicreg", lightly_model, vicreg),
-        ("vicregl", lightly_model, vicregl),
-        ("optiml", optiml, optiml_step),
-    ):
-        results[name] = _timed(make_step(model, fn), args.warmup, args.repeats)
-        if device.type == "cuda":
+    steps = {
+        "vicreg": make_step(lightly_model, vicreg),
+        "vicregl": make_step(lightly_model, vicregl),
+        "optiml": make_step(optiml, optiml_step),
+    }
+    results = _interleaved(steps, args.warmup, args.repeats)
+    if device.type == "cuda":
+        for name, step in steps.items():
             torch.cuda.reset_peak_memory_stats()
-            make_step(model, fn)()
+            step()
             results[f"{name}_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return results
 
@@ -138,7 +152,7 @@ def sinkhorn_times(args: argparse.Namespace, device: torch.device) -> dict[str, 
 
     def pot_loop() -> None:
         for k in range(b):
-            pot.sinkhorn(a, a, cost[k], eps, numItermax=iters, stopThr=0.0)
+            pot.sinkhorn(a, a, cost[k], eps, numItermax=iters, stopThr=0.0, warn=False)
 
     return {
         "sinkhorn_kernel": _timed(
@@ -160,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--dense-dim", type=int, default=512)
     p.add_argument("--dense-hidden", type=int, default=1024)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--ot-batch", type=int, default=64)
     p.add_argument("--ot-cells", type=int, default=196)
     p.add_argument("--ot-iters", type=int, default=100)

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from optiml_plugin.data.io import ImageReadError
-from optiml_plugin.data.io import read_image as _read_image
+from optiml_plugin.data.io import ImageReadError, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -38,19 +37,6 @@ __all__ = [
     "list_images",
     "read_image",
 ]
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Reads a radiograph (PNG, JPEG, TIFF, 8/16-bit, or DICOM) for pretraining.
-
-    Delegates to :func:`optiml_plugin.data.io.read_image`: a float32 (H, W)
-    array in [0, 1], which ``to_gray_tensor`` (and so ``CVSIMTransform``) keeps
-    as is.
-
-    Raises:
-        ImageReadError: The file is missing, empty, truncated or not an image.
-    """
-    return _read_image(path)
 
 
 def list_images(source: str | Path) -> list[Path]:
