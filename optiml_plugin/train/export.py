@@ -64,13 +64,20 @@ def save_backbone(
     return path, sidecar
 
 
-def backbone_state_from_checkpoint(checkpoint: str | Path) -> dict[str, torch.Tensor]:
+def backbone_state_from_checkpoint(
+    checkpoint: str | Path, data: dict[str, Any] | None = None
+) -> dict[str, torch.Tensor]:
     """Extracts the backbone's tensors (torchvision names) from a Lightning checkpoint.
+
+    Args:
+        checkpoint: The checkpoint file (named in errors).
+        data: Its already-loaded contents, to avoid reading the file again.
 
     Raises:
         ValueError: The file has no ``state_dict`` or no ``model.backbone.*`` keys.
     """
-    data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if data is None:
+        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state = data.get("state_dict") if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{checkpoint}: not a Lightning checkpoint (no 'state_dict')")
@@ -97,7 +104,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path) -> tuple[Path, P
         **hparams,
     }
     return save_backbone(
-        backbone_state_from_checkpoint(checkpoint), path, architecture, settings
+        backbone_state_from_checkpoint(checkpoint, data), path, architecture, settings
     )
 
 
