@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import pytorch_lightning as pl
-import torch
-from lightly.models.utils import get_weight_decay_parameters
-from lightly.utils.lars import LARS
-from lightly.utils.scheduler import CosineWarmupScheduler
 from torch import Tensor
 
 from optiml_plugin.loss import OPTiMLLoss
 from optiml_plugin.models import OPTiML
+from optiml_plugin.train.ssl_module import SSLPretrainModule
 
 
-class OPTiMLModule(pl.LightningModule):
+class OPTiMLModule(SSLPretrainModule):
     """Pretrains an :class:`OPTiML` model with :class:`OPTiMLLoss`.
 
     A batch is ``([view_1, ..., view_n, grid_1, ..., grid_n], labels)`` as made by
@@ -45,8 +40,7 @@ class OPTiMLModule(pl.LightningModule):
         batch_size: int = 64,
     ) -> None:
         super().__init__()
-        if optimizer not in ("lars", "adamw"):
-            raise ValueError(f"optimizer must be 'lars' or 'adamw', got {optimizer!r}.")
+        self.check_optimizer(optimizer)
         self.save_hyperparameters()
         self.model = OPTiML(**(model or {}))
         self.criterion = OPTiMLLoss(**(loss or {}))
@@ -75,46 +69,3 @@ class OPTiMLModule(pl.LightningModule):
             for key, value in terms.items():
                 total[key] = total.get(key, 0.0) + value / len(pairs)
         return total
-
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        terms = self.step_terms(batch)
-        batch_size = batch[0][0].shape[0]
-        self.log(
-            "train/loss",
-            terms["loss"],
-            prog_bar=True,
-            batch_size=batch_size,
-            sync_dist=True,
-        )
-        others = {f"train/{k}": v for k, v in terms.items() if k != "loss"}
-        self.log_dict(others, batch_size=batch_size, sync_dist=True)
-        return terms["loss"]
-
-    def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        world = self.trainer.world_size if self.trainer is not None else 1
-        lr = hp.lr * hp.batch_size * world / 256
-        decay, no_decay = get_weight_decay_parameters([self.model])
-        groups = [
-            {"name": "decay", "params": decay, "weight_decay": hp.weight_decay},
-            {"name": "no_decay", "params": no_decay, "weight_decay": 0.0},
-        ]
-        if hp.optimizer == "lars":
-            optimizer = LARS(groups, lr=lr, momentum=0.9)
-        else:
-            optimizer = torch.optim.AdamW(groups, lr=lr)
-        # estimated_stepping_batches sets up the data, after which the number of
-        # batches per epoch is known.
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        per_epoch = self.trainer.num_training_batches
-        if not math.isfinite(per_epoch):  # max_steps alone skips the data set-up
-            self.trainer.fit_loop.setup_data()
-            per_epoch = self.trainer.num_training_batches
-        if not math.isfinite(per_epoch):  # data of unknown length
-            per_epoch = total
-        per_epoch = max(1, int(per_epoch) // self.trainer.accumulate_grad_batches)
-        warmup = min(int(hp.warmup_epochs * per_epoch), total - 1)
-        scheduler = CosineWarmupScheduler(
-            optimizer, warmup_epochs=warmup, max_epochs=total
-        )
-        return [optimizer], [{"scheduler": scheduler, "interval": "step"}]

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from optiml_plugin.models.lightly_baseline import BASELINE_METHODS
+
 DEFAULTS_HELP = "a YAML file of option defaults (keys are the long option names)"
 
 
@@ -48,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="unreadable images",
     )
     m = p.add_argument_group("model")
+    m.add_argument(
+        "--method",
+        choices=("optiml", *BASELINE_METHODS),
+        default="optiml",
+        help="OPTiML, or a Lightly baseline with the same backbone, data and budget",
+    )
     m.add_argument("--backbone", default="resnet50")
     m.add_argument("--global-dim", type=int, default=2048)
     m.add_argument("--global-hidden-dim", type=int, default=2048)
@@ -68,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lo.add_argument("--position-weight", type=float, default=0.0)
     lo.add_argument("--global-weight", type=float, default=0.25)
+    lo.add_argument(
+        "--vicregl-alpha",
+        type=float,
+        default=0.75,
+        help="--method vicregl: global share of Lightly's VICRegLLoss",
+    )
     lo.add_argument(
         "--dense-statistics",
         choices=("tokens", "batch", "both"),
@@ -103,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, help="'last' or a checkpoint path")
     t.add_argument(
         "--no-figure", action="store_true", help="skip the transport-plan figure"
+    )
+    t.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no model summary"
     )
     return p
 
@@ -156,19 +173,33 @@ def build_dataset(args: argparse.Namespace) -> Any:
 
 
 def build_module(args: argparse.Namespace) -> Any:
-    """Returns the Lightning module for the parsed arguments."""
+    """Returns the Lightning module for the parsed arguments (``--method``)."""
+    from optiml_plugin.train.baseline_module import LightlyBaselineModule
     from optiml_plugin.train.module import OPTiMLModule
 
+    model = {
+        "backbone": args.backbone,
+        "global_dim": args.global_dim,
+        "global_hidden_dim": args.global_hidden_dim,
+        "dense_dim": args.dense_dim,
+        "dense_hidden_dim": args.dense_hidden_dim,
+    }
+    optimisation = {
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "warmup_epochs": args.warmup_epochs,
+        "batch_size": args.batch_size,
+    }
+    if args.method != "optiml":
+        return LightlyBaselineModule(
+            method=args.method,
+            model=model,
+            loss={"alpha": args.vicregl_alpha} if args.method == "vicregl" else {},
+            **optimisation,
+        )
     return OPTiMLModule(
-        model={
-            "backbone": args.backbone,
-            "global_dim": args.global_dim,
-            "global_hidden_dim": args.global_hidden_dim,
-            "dense_dim": args.dense_dim,
-            "dense_hidden_dim": args.dense_hidden_dim,
-            "cvsim_mode": args.cvsim,
-            "cvsim_heads": args.cvsim_heads,
-        },
+        model={**model, "cvsim_mode": args.cvsim, "cvsim_heads": args.cvsim_heads},
         loss={
             "alpha": args.alpha,
             "beta": args.beta,
@@ -180,11 +211,7 @@ def build_module(args: argparse.Namespace) -> Any:
             "global_weight": args.global_weight,
             "dense_statistics": args.dense_statistics,
         },
-        optimizer=args.optimizer,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs,
-        batch_size=args.batch_size,
+        **optimisation,
     )
 
 
@@ -264,6 +291,8 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         callbacks=[checkpoint, LearningRateMonitor(logging_interval="step")],
         logger=loggers,
         default_root_dir=args.out,
+        enable_progress_bar=not args.quiet,
+        enable_model_summary=not args.quiet,
     )
     trainer.fit(module, loader, ckpt_path=ckpt_path)
     trainer.save_checkpoint(args.out / "checkpoints" / "last.ckpt")
@@ -277,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             module.model, args.out / "backbone.pth", settings
         )
         paths.update(backbone=backbone, backbone_settings=sidecar)
-        if not args.no_figure:
+        if not args.no_figure and args.method == "optiml":
             from optiml_plugin.viz.transport_plan import transport_plan_figure
 
             fig_path = args.out / "transport_plan.png"
@@ -290,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: parses arguments, trains, prints where the outputs are."""
     args = parse_args(argv)
     paths = run(args)
-    print("\nOPTiML pretraining finished. Outputs:")
+    method = "OPTiML" if args.method == "optiml" else args.method
+    print(f"\n{method} pretraining finished. Outputs:")
     for name, path in paths.items():
         print(f"  {name:18s} {path}")
     return 0
