@@ -1,0 +1,16 @@
+"""mmdet side: chest X-ray detection datasets (imports mmdet)."""
+
+import optiml_plugin.mm  # noqa: F401  (backbone and LoadChestXray)
+from optiml_plugin.mm.det.datasets import (
+    PhantomLesionDataset,
+    RSNAPneumoniaDataset,
+    VinDrCXRDataset,
+)
+from optiml_plugin.mm.det.metrics import ThresholdCocoMetric
+
+__all__ = [
+    "PhantomLesionDataset",
+    "RSNAPneumoniaDataset",
+    "ThresholdCocoMetric",
+    "VinDrCXRDataset",
+]
