@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from optiml_plugin.eval.variants import ABLATION_NOTES, RANDOM
+
 RESULTS_HEADING = "## Results"
 ANCHORS_HEADING = "### Published anchors (not ours)"
 README_INSERT_BEFORE = "## The method as implemented"
@@ -147,7 +149,7 @@ def _verdict_lines(r: dict[str, Any]) -> list[str]:
     if not comp:
         return ["No OPTiML run to compare."]
     lines = []
-    for base in ("vicreg", "vicregl"):
+    for base in ("vicreg", "vicregl", "barlowtwins", RANDOM):
         rows = comp.get(base)
         if not rows:
             continue
@@ -220,8 +222,6 @@ def _compute_lines(r: dict[str, Any]) -> list[str]:
 
 
 def _ablation_lines(r: dict[str, Any]) -> list[str]:
-    from optiml_plugin.eval.variants import ABLATION_NOTES
-
     names = [n for n in ABLATION_NOTES if n in r["summary"]]
     if not names:
         return ["No ablations run."]
@@ -245,8 +245,6 @@ def _figure_lines(r: dict[str, Any], prefix: str) -> list[str]:
 
 
 def _main_names(r: dict[str, Any]) -> list[str]:
-    from optiml_plugin.eval.variants import RANDOM
-
     order = [RANDOM, "vicreg", "vicregl", "barlowtwins", "optiml"]
     return [n for n in order if n in r["summary"]]
 
@@ -265,7 +263,7 @@ def render_report(r: dict[str, Any]) -> str:
         "each label fraction of the probe's training set. Dice: linear 1x1 probe on "
         "the final dense map, upsampled; per class and their mean. Plan at true "
         "cell: share of cells whose transport-plan row peaks at the true cell on 32 "
-        "held-out view pairs (OPTiML only).",
+        "held-out phantom view pairs (OPTiML runs only; chance is one over the cells of a view).",
         "",
         "### OPTiML against the baselines",
         "",
@@ -333,7 +331,7 @@ def render_readme_section(r: dict[str, Any], json_path: str) -> str:
         "",
         "Method (seeds); AUROC: linear probe, mean over classes, at each label "
         "fraction; Dice: linear dense probe; plan at true cell: share of cells whose "
-        "plan row peaks at the true cell (held-out pairs).",
+        "plan row peaks at the true cell (32 held-out phantom view pairs; OPTiML only).",
         "",
         *_verdict_lines(r),
         "",

@@ -48,6 +48,7 @@ def train_segmentation_probe(
     balanced: bool = True,
     ignore_index: int = 255,
     seed: int = 0,
+    train_size: int | None = None,
 ) -> DenseLinearProbe:
     """Fits a :class:`DenseLinearProbe` on frozen maps with AdamW.
 
@@ -62,6 +63,10 @@ def train_segmentation_probe(
             would otherwise never be predicted by a linear probe on a coarse map).
         ignore_index: Mask value of pixels to ignore.
         seed: Seed of the batch order (the weights start at zero).
+        train_size: Side at which the loss is taken (masks subsampled by nearest
+            neighbour); default 8 pixels per cell of the map, or the masks' own
+            size if smaller. The probe is still a 1x1 convolution followed by
+            bilinear upsampling; evaluate it at full resolution.
     """
     generator = torch.Generator().manual_seed(seed)
     dense = dense.float()
@@ -72,6 +77,12 @@ def train_segmentation_probe(
         probe.conv.bias.zero_()
     weight = class_weights(masks, num_classes, ignore_index) if balanced else None
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=1e-4)
+    if train_size is None:
+        train_size = 8 * max(dense.shape[-2:])
+    if train_size < max(masks.shape[-2:]):
+        masks = F.interpolate(
+            masks[:, None].float(), size=(train_size, train_size), mode="nearest-exact"
+        )[:, 0].long()
     size = tuple(masks.shape[-2:])
     n = dense.shape[0]
     for _ in range(epochs):
