@@ -41,9 +41,9 @@ val_dataloader = dict(
 )
 test_dataloader = val_dataloader
 
-max_iters = 300
-train_cfg = dict(max_iters=max_iters, val_interval=100)
+max_iters = 120
+train_cfg = dict(max_iters=max_iters, val_interval=60)
 param_scheduler = [
     dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=100))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=60))
