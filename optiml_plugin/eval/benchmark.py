@@ -336,8 +336,8 @@ def quality(args: argparse.Namespace, base_argv: list[str], fig_dir: Path) -> di
             figure = None
             if name == "optiml" and seed == args.seeds[0]:
                 figure = fig_dir / "transport_plan.png"
-            record["plan_accuracy"] = plan_accuracy_and_figure(
-                run_dir, args, figure, seed
+            record["plan_accuracy"], record["plan_same_index"] = (
+                plan_accuracy_and_figure(run_dir, args, figure, seed)
             )
         record["loss_curve"] = curve
         runs.append(record)

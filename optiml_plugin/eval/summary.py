@@ -24,8 +24,9 @@ def summarize(runs: list[dict[str, Any]], fractions: list[str]) -> dict[str, Any
         if all("dense" in r for r in group):
             keys = list(group[0]["dense"])
             s["dense"] = {k: mean_std(r["dense"][k] for r in group) for k in keys}
-        if all(r.get("plan_accuracy") is not None for r in group):
-            s["plan_accuracy"] = mean_std(r["plan_accuracy"] for r in group)
+        for key in ("plan_accuracy", "plan_same_index"):
+            if all(r.get(key) is not None for r in group):
+                s[key] = mean_std(r[key] for r in group)
         if all(r.get("pretrain_s") is not None for r in group):
             s["pretrain_s"] = mean_std(r["pretrain_s"] for r in group)
         summary[name] = s
