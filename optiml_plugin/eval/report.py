@@ -333,8 +333,8 @@ def render_readme_section(r: dict[str, Any], json_path: str) -> str:
         f"{json_path} --readme README.md`; edit the generator, not this text. -->",
         "",
         "A small-scale run of `tools/benchmark.py` on this project's CPU: Lightly's "
-        "VICReg, VICRegL and Barlow Twins and OPTiML pretrained by the same "
-        "`optiml-pretrain` command under identical conditions, then probed frozen. "
+        "VICReg, VICRegL and Barlow Twins and OPTiML pretrained by the same code as "
+        "`optiml-pretrain --method ...`, under identical conditions, then probed frozen. "
         f"Full report: [{folder}report.md]({folder}report.md); every number: "
         f"[{json_path}]({json_path}).",
         "",
