@@ -73,15 +73,7 @@ val_dataloader = dict(
     )
 )
 test_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file="annotations/test.json",
-        data_prefix=dict(img=""),
-        test_mode=True,
-        pipeline=test_pipeline,
-    )
+    dataset=dict(val_dataloader["dataset"], ann_file="annotations/test.json")
 )
 
 # COCO bbox mAP (IoU 0.50:0.95, with mAP@0.5) and the RSNA challenge's thresholds:
@@ -103,19 +95,8 @@ val_evaluator = [
     ),
 ]
 test_evaluator = [
-    dict(
-        type="CocoMetric",
-        ann_file=data_root + "annotations/test.json",
-        metric="bbox",
-        prefix="coco",
-    ),
-    dict(
-        type="ThresholdCocoMetric",
-        ann_file=data_root + "annotations/test.json",
-        metric="bbox",
-        iou_thrs=rsna_iou_thrs,
-        prefix="rsna",
-    ),
+    dict(metric, ann_file=data_root + "annotations/test.json")
+    for metric in val_evaluator
 ]
 
 default_hooks = dict(checkpoint=dict(save_best="rsna/bbox_mAP", rule="greater"))
