@@ -78,17 +78,8 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=data_prefix,
-        ann_file="splits/test.txt",
-        pipeline=test_pipeline,
-    ),
+    val_dataloader,
+    dataset=dict(val_dataloader["dataset"], ann_file="splits/test.txt"),
 )
 
 # Pooled Dice / IoU over all pixels (mmseg), and SIIM-ACR's per-image Dice: mean over
