@@ -37,6 +37,23 @@ def _cpu() -> list[str]:
     return [*CPU_LOADERS, f"visualizer.name=vis_{uuid.uuid4().hex}"]
 
 
+def _args(
+    config: Path, work: Path, data_root: Path, backbone: Path, *options: str
+) -> list[str]:
+    """tools/train.py arguments: config, work dir, data root, backbone file, options."""
+    return [
+        str(config),
+        "--work-dir",
+        str(work),
+        "--data-root",
+        str(data_root),
+        "--cfg-options",
+        f"model.backbone.init_cfg.checkpoint={backbone}",
+        *options,
+        *_cpu(),
+    ]
+
+
 def _scalars(work_dir: Path) -> list[dict]:
     (path,) = work_dir.glob("*/vis_data/scalars.json")
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -51,21 +68,17 @@ def test_detection_on_phantoms_trains_evaluates_and_tests(
 ) -> None:
     work = tmp_path / "det"
     run_train(
-        [
-            str(DET / "optiml_fasterrcnn_rsna_phantom.py"),
-            "--work-dir",
-            str(work),
-            "--data-root",
-            str(phantom_root),
-            "--cfg-options",
-            f"model.backbone.init_cfg.checkpoint={r18_file}",
+        _args(
+            DET / "optiml_fasterrcnn_rsna_phantom.py",
+            work,
+            phantom_root,
+            r18_file,
             "train_cfg.max_epochs=1",
             "train_cfg.val_interval=1",
             "default_hooks.checkpoint.interval=1",
             "train_dataloader.batch_size=2",
             ALL_SCORES,
-            *_cpu(),
-        ]
+        )
     )
     ckpt = work / "epoch_1.pth"
     assert ckpt.is_file()
@@ -110,16 +123,12 @@ def test_mismatched_backbone_fails_the_run(
 ) -> None:
     with pytest.raises(BackboneCheckpointError, match="missing keys"):
         run_train(
-            [
-                str(DET / "optiml_fasterrcnn_rsna_phantom.py"),
-                "--work-dir",
-                str(tmp_path),
-                "--data-root",
-                str(phantom_root),
-                "--cfg-options",
-                f"model.backbone.init_cfg.checkpoint={r50_file}",
-                *_cpu(),
-            ]
+            _args(
+                DET / "optiml_fasterrcnn_rsna_phantom.py",
+                tmp_path,
+                phantom_root,
+                r50_file,
+            )
         )
 
 
@@ -128,21 +137,17 @@ def test_segmentation_on_phantom_lesions(
 ) -> None:
     work = tmp_path / "seg"
     run_train(
-        [
-            str(SEG / "optiml_upernet_siim_phantom.py"),
-            "--work-dir",
-            str(work),
-            "--data-root",
-            str(phantom_root),
-            "--cfg-options",
-            f"model.backbone.init_cfg.checkpoint={r18_file}",
+        _args(
+            SEG / "optiml_upernet_siim_phantom.py",
+            work,
+            phantom_root,
+            r18_file,
             "model.backbone.frozen_stages=0",
             "train_cfg.max_iters=2",
             "train_cfg.val_interval=2",
             "default_hooks.checkpoint.interval=2",
             "train_dataloader.batch_size=2",
-            *_cpu(),
-        ]
+        )
     )
     saved = torch.load(r18_file, weights_only=True)
     state = _state(work / "iter_2.pth")
@@ -177,20 +182,16 @@ def test_interrupted_segmentation_run_resumes(
     tmp_path: Path, phantom_root: Path, r18_file: Path
 ) -> None:
     work = tmp_path / "lungs"
-    args = [
-        str(SEG / "optiml_fcn_lungs_phantom.py"),
-        "--work-dir",
-        str(work),
-        "--data-root",
-        str(phantom_root),
-        "--cfg-options",
-        f"model.backbone.init_cfg.checkpoint={r18_file}",
+    args = _args(
+        SEG / "optiml_fcn_lungs_phantom.py",
+        work,
+        phantom_root,
+        r18_file,
         "train_cfg.max_iters=4",
         "train_cfg.val_interval=100",
         "default_hooks.checkpoint.interval=1",
         "train_dataloader.batch_size=2",
-        *_cpu(),
-    ]
+    )
     with pytest.raises(KeyboardInterrupt):
         crash = tmp_path / "crash.py"
         crash.write_text(
@@ -239,16 +240,13 @@ def _small_real_det(
     config: Path, root: Path, work: Path, r18_file: Path, extra: list[str]
 ) -> None:
     run_train(
-        [
-            str(config),
-            "--work-dir",
-            str(work),
-            "--data-root",
-            str(root),
-            "--cfg-options",
+        _args(
+            config,
+            work,
+            root,
+            r18_file,
             "model.backbone.depth=18",
             "model.neck.in_channels=[64,128,256,512]",
-            f"model.backbone.init_cfg.checkpoint={r18_file}",
             "train_cfg.max_epochs=1",
             "train_dataloader.dataset.indices=4",
             "val_dataloader.dataset.indices=3",
@@ -256,9 +254,8 @@ def _small_real_det(
             "val_dataloader.dataset.pipeline.1.scale=(256,256)",
             "train_dataloader.batch_size=2",
             ALL_SCORES,
-            *_cpu(),
             *extra,
-        ]
+        )
     )
 
 
@@ -305,15 +302,12 @@ def test_real_lung_masks_through_the_lungs_config(
 ) -> None:
     work = tmp_path / "lungs"
     run_train(
-        [
-            str(SEG / "optiml_fcn_lungs.py"),
-            "--work-dir",
-            str(work),
-            "--data-root",
-            str(shared_data / "covid_cxr_lungseg"),
-            "--cfg-options",
+        _args(
+            SEG / "optiml_fcn_lungs.py",
+            work,
+            shared_data / "covid_cxr_lungseg",
+            r18_file,
             "model.backbone.depth=18",
-            f"model.backbone.init_cfg.checkpoint={r18_file}",
             "model.backbone.norm_cfg.type=BN",
             "model.decode_head.norm_cfg.type=BN",
             "model.auxiliary_head.norm_cfg.type=BN",
@@ -330,8 +324,7 @@ def test_real_lung_masks_through_the_lungs_config(
             "train_cfg.val_interval=2",
             "default_hooks.checkpoint.interval=2",
             "train_dataloader.batch_size=2",
-            *_cpu(),
-        ]
+        )
     )
     final = [s for s in _scalars(work) if "dice/dice_all" in s][-1]
     assert final["dice/num_images"] == 4 and final["dice/num_positive"] == 4
