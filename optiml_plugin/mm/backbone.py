@@ -20,12 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torchvision
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from optiml_plugin.mm.checkpoint import load_tensors
+
+#: The statistics OPTiML pretraining and the configs normalise with (0..255 input).
+IMAGENET_NORM = {"mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)}
 
 ARCHITECTURES = {
     18: torchvision.models.resnet18,
@@ -58,7 +64,7 @@ def read_backbone_state(path: str | Path, prefix: str = "") -> dict[str, torch.T
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained backbone not found: {path}")
-    data: Any = torch.load(path, map_location="cpu", weights_only=True)
+    data: Any = load_tensors(path)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict):
@@ -90,8 +96,18 @@ class OPTiMLResNet(BaseModule):
 
     Args:
         depth: 18, 34, 50, 101 or 152.
-        in_channels: 3 (grey replicated, as in OPTiML pretraining) or 1; a
-            pretrained 3-channel stem is summed over channels for 1.
+        in_channels: 3 (grey replicated, as in OPTiML pretraining) or 1. With 1,
+            the single normalised channel is mapped back to the three channels the
+            pretrained stem expects, ``x_c = (s * x + m - mean_c) / std_c``, before
+            the unchanged 3-channel stem: exact, borders included, for any
+            per-channel statistics (summing the stem's kernels is exact only when
+            all channels are normalised alike).
+        grey_norm: With ``in_channels=1`` (required then):
+            ``dict(mean=[m], std=[s])``, the one-channel ``data_preprocessor``'s
+            statistics.
+        stem_norm: ``dict(mean=[3 values], std=[3 values])``, the statistics the
+            pretrained stem saw (default: ImageNet's, as in OPTiML pretraining and
+            the configs); only used with ``in_channels=1``.
         out_indices: Stages (0..3 = ``layer1``..``layer4``) whose outputs to return.
         frozen_stages: Freeze the stem and stages ``<= frozen_stages`` (-1: none).
         norm_cfg: ``dict(type='BN' | 'SyncBN', requires_grad=...)``.
@@ -101,13 +117,16 @@ class OPTiMLResNet(BaseModule):
             "-d8" heads). Parameter names do not change.
         zero_init_residual: torchvision's option, for random init.
         init_cfg: ``dict(type='Pretrained', checkpoint=..., prefix='')`` to load a
-            backbone file strictly; other MMEngine initialisers are passed on.
+            backbone file strictly, alone or as one entry of a list; other
+            MMEngine initialisers are passed on.
     """
 
     def __init__(
         self,
         depth: int = 50,
         in_channels: int = 3,
+        grey_norm: dict[str, Sequence[float]] | None = None,
+        stem_norm: dict[str, Sequence[float]] | None = None,
         out_indices: Sequence[int] = (0, 1, 2, 3),
         frozen_stages: int = -1,
         norm_cfg: dict[str, Any] | None = None,
@@ -116,9 +135,7 @@ class OPTiMLResNet(BaseModule):
         zero_init_residual: bool = False,
         init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> None:
-        pretrained = None
-        if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
-            pretrained, init_cfg = dict(init_cfg), None
+        pretrained, init_cfg = _split_pretrained(init_cfg)
         super().__init__(init_cfg=init_cfg)
         if depth not in ARCHITECTURES:
             raise ValueError(
@@ -136,7 +153,9 @@ class OPTiMLResNet(BaseModule):
         )
         _dilate(net, tuple(dilations))
         if in_channels == 1:
-            net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            scale, shift = _grey_to_stem(grey_norm, stem_norm or IMAGENET_NORM)
+            self.register_buffer("grey_scale", scale, persistent=False)
+            self.register_buffer("grey_shift", shift, persistent=False)
         self.depth = depth
         self.in_channels = in_channels
         self.out_indices = tuple(out_indices)
@@ -185,13 +204,12 @@ class OPTiMLResNet(BaseModule):
                 shape mismatch.
         """
         state = read_backbone_state(path, prefix)
-        if self.in_channels == 1 and state.get("conv1.weight", None) is not None:
-            weight = state["conv1.weight"]
-            if weight.shape[1] == 3:
-                state["conv1.weight"] = weight.sum(dim=1, keepdim=True)
         state.pop("fc.weight", None)
         state.pop("fc.bias", None)
         own = self.state_dict()
+        for key in set(own) - set(state):
+            if key.endswith(".num_batches_tracked"):  # torch's strict load allows it
+                state[key] = own[key]
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
@@ -210,6 +228,12 @@ class OPTiMLResNet(BaseModule):
         self.load_state_dict(state, strict=True)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.in_channels == 1:
+            if x.shape[1] != 1:
+                raise ValueError(
+                    f"OPTiMLResNet(in_channels=1) got {x.shape[1]} input channels"
+                )
+            x = x * self.grey_scale + self.grey_shift
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         outs = []
         for i, layer in enumerate((self.layer1, self.layer2, self.layer3, self.layer4)):
@@ -238,6 +262,51 @@ class OPTiMLResNet(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+
+def _split_pretrained(
+    init_cfg: dict[str, Any] | list[dict[str, Any]] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | list[dict[str, Any]] | None]:
+    """Separates the ``Pretrained`` entry (dict or list form) from other initialisers.
+
+    Raises:
+        ValueError: If there are several ``Pretrained`` entries or one without
+            ``checkpoint``.
+    """
+    entries = [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg or [])
+    pretrained = [dict(c) for c in entries if c.get("type") == "Pretrained"]
+    rest = [c for c in entries if c.get("type") != "Pretrained"]
+    if len(pretrained) > 1:
+        raise ValueError(
+            f"OPTiMLResNet: init_cfg has {len(pretrained)} 'Pretrained' entries"
+        )
+    if pretrained and not pretrained[0].get("checkpoint"):
+        raise ValueError("OPTiMLResNet: init_cfg 'Pretrained' entry has no checkpoint")
+    if isinstance(init_cfg, dict):
+        return (pretrained or [None])[0], None if pretrained else init_cfg
+    return (pretrained or [None])[0], rest or None
+
+
+def _grey_to_stem(
+    grey_norm: dict[str, Sequence[float]] | None,
+    stem_norm: dict[str, Sequence[float]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and shift mapping a normalised grey channel to the stem's 3 channels."""
+    if grey_norm is None:
+        raise ValueError(
+            "OPTiMLResNet(in_channels=1) needs grey_norm=dict(mean=[m], std=[s]), "
+            "the one-channel data_preprocessor's statistics"
+        )
+    m, s = (float(np.ravel(grey_norm[k])[0]) for k in ("mean", "std"))
+    mean = torch.tensor([float(v) for v in stem_norm["mean"]], dtype=torch.float64)
+    std = torch.tensor([float(v) for v in stem_norm["std"]], dtype=torch.float64)
+    if mean.numel() != 3 or std.numel() != 3 or s <= 0 or (std <= 0).any():
+        raise ValueError(
+            f"OPTiMLResNet: stem_norm needs 3 means and 3 positive stds and "
+            f"grey_norm a positive std, got {stem_norm} and {grey_norm}"
+        )
+    scale, shift = s / std, (m - mean) / std
+    return scale.float().view(1, 3, 1, 1), shift.float().view(1, 3, 1, 1)
 
 
 def _dilate(net: nn.Module, dilations: tuple[bool, ...]) -> None:

@@ -7,6 +7,7 @@ import torch
 import torchvision
 
 from optiml_plugin.mm.backbone import (
+    IMAGENET_NORM,
     BackboneCheckpointError,
     OPTiMLResNet,
     read_backbone_state,
@@ -123,16 +124,87 @@ def test_lightning_checkpoint_with_prefix(tmp_path: Path, r18_file: Path) -> Non
     torch.testing.assert_close(net.conv1.weight, state["conv1.weight"])
 
 
-def test_one_channel_input_sums_the_pretrained_stem(r18_file: Path) -> None:
-    net = _loaded(18, r18_file, in_channels=1)
-    stem = torch.load(r18_file, weights_only=True)["conv1.weight"]
-    torch.testing.assert_close(net.conv1.weight, stem.sum(1, keepdim=True))
-    grey = torch.rand(1, 1, 64, 64)
-    ref = _loaded(18, r18_file).eval()
+@pytest.mark.parametrize(
+    "grey_norm", [dict(mean=[117.8], std=[57.6]), dict(mean=[0.0], std=[255.0])]
+)
+def test_one_channel_stem_equals_the_three_channel_network(
+    r18_file: Path, grey_norm: dict
+) -> None:
+    """ImageNet statistics (unequal per channel), borders included: exact."""
+    mean = torch.tensor(IMAGENET_NORM["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_NORM["std"]).view(1, 3, 1, 1)
+    grey = torch.rand(2, 1, 48, 40) * 255
+    one = _loaded(18, r18_file, in_channels=1, grey_norm=grey_norm).eval()
+    three = _loaded(18, r18_file).eval()
+    assert set(one.state_dict()) == set(three.state_dict())  # the file fits as is
+    x1 = (grey - grey_norm["mean"][0]) / grey_norm["std"][0]
+    x3 = (grey.expand(2, 3, 48, 40) - mean) / std
     with torch.no_grad():
-        torch.testing.assert_close(
-            net.eval()(grey)[-1], ref(grey.expand(1, 3, 64, 64))[-1]
+        stem1 = one.conv1(x1 * one.grey_scale + one.grey_shift)
+        stem3 = three.conv1(x3)
+        # The summed-kernel stem this replaces was 11 % off in relative terms.
+        summed = torch.nn.functional.conv2d(
+            x1, three.conv1.weight.sum(1, keepdim=True), stride=2, padding=3
         )
+        assert (summed - stem3).norm() / stem3.norm() > 0.05
+        torch.testing.assert_close(stem1, stem3, rtol=1e-4, atol=1e-3)
+        for a, b in zip(one(x1), three(x3), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
+
+
+def test_one_channel_needs_the_grey_statistics() -> None:
+    with pytest.raises(ValueError, match="grey_norm"):
+        OPTiMLResNet(depth=18, in_channels=1)
+    net = OPTiMLResNet(depth=18, in_channels=1, grey_norm=dict(mean=[0], std=[1]))
+    with pytest.raises(ValueError, match="got 3 input channels"):
+        net(torch.zeros(1, 3, 32, 32))
+
+
+def test_list_form_init_cfg_loads_strictly(tmp_path: Path, r18_file: Path) -> None:
+    pretrained = dict(type="Pretrained", checkpoint=str(r18_file))
+    net = OPTiMLResNet(depth=18, init_cfg=[pretrained])
+    net.init_weights()
+    saved = torch.load(r18_file, weights_only=True)
+    torch.testing.assert_close(net.conv1.weight, saved["conv1.weight"], rtol=0, atol=0)
+    # ...and strictly: a file that does not fit raises instead of a warning.
+    seq = torch.nn.Sequential(*list(torchvision.models.resnet18().children())[:-1])
+    torch.save(seq.state_dict(), tmp_path / "sequential.pth")
+    bad = dict(pretrained, checkpoint=str(tmp_path / "sequential.pth"))
+    net = OPTiMLResNet(
+        depth=18, init_cfg=[dict(type="Constant", val=0, layer="Conv2d"), bad]
+    )
+    with pytest.raises(BackboneCheckpointError, match="missing keys"):
+        net.init_weights()
+    with pytest.raises(ValueError, match="2 'Pretrained' entries"):
+        OPTiMLResNet(depth=18, init_cfg=[pretrained, pretrained])
+
+
+def test_list_form_keeps_the_other_initialisers() -> None:
+    net = OPTiMLResNet(
+        depth=18, init_cfg=[dict(type="Constant", val=0.5, layer="Conv2d")]
+    )
+    net.init_weights()
+    assert torch.all(net.layer1[0].conv1.weight == 0.5)
+
+
+def test_missing_num_batches_tracked_is_accepted(
+    tmp_path: Path, r18_file: Path
+) -> None:
+    state = torch.load(r18_file, weights_only=True)
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "no_nbt.pth"
+    torch.save(state, path)
+    reference = torchvision.models.resnet18()
+    reference.fc = torch.nn.Identity()
+    reference.load_state_dict(state, strict=True)  # what torch's strict load accepts
+    net = _loaded(18, path)
+    torch.testing.assert_close(net.bn1.running_var, state["bn1.running_var"])
+    del state["bn1.running_var"]
+    torch.save(state, path)
+    with pytest.raises(
+        BackboneCheckpointError, match="1 missing keys.*bn1.running_var"
+    ):
+        _loaded(18, path)
 
 
 def test_frozen_stages_and_norm_eval() -> None:

@@ -5,62 +5,27 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import uuid
 from pathlib import Path
 
 import pytest
 import torch
+from mm_helpers import DET, SEG, cpu_options, scalars, train_args
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from optiml_plugin.data.coco import write_json
 from optiml_plugin.mm.backbone import BackboneCheckpointError
+from optiml_plugin.mm.checkpoint import load_mmengine_checkpoint
 from optiml_plugin.mm.cli import test as run_test
 from optiml_plugin.mm.cli import train as run_train
 
-REPO = Path(__file__).resolve().parents[2]
-DET = REPO / "configs" / "mmdet"
-SEG = REPO / "configs" / "mmseg"
 # A few iterations leave every score under mmdet's 0.05 cut; keep them all so that
 # the metrics have detections to score.
 ALL_SCORES = "model.test_cfg.rcnn.score_thr=0.0"
-CPU_LOADERS = [
-    f"{loader}.{key}"
-    for loader in ("train_dataloader", "val_dataloader", "test_dataloader")
-    for key in ("num_workers=0", "persistent_workers=False")
-]
-
-
-def _cpu() -> list[str]:
-    """CPU loaders, and a visualizer of its own: MMEngine keeps one instance per name
-    per process, so a second run in this process would log into the first's folder."""
-    return [*CPU_LOADERS, f"visualizer.name=vis_{uuid.uuid4().hex}"]
-
-
-def _args(
-    config: Path, work: Path, data_root: Path, backbone: Path, *options: str
-) -> list[str]:
-    """tools/train.py arguments: config, work dir, data root, backbone file, options."""
-    return [
-        str(config),
-        "--work-dir",
-        str(work),
-        "--data-root",
-        str(data_root),
-        "--cfg-options",
-        f"model.backbone.init_cfg.checkpoint={backbone}",
-        *options,
-        *_cpu(),
-    ]
-
-
-def _scalars(work_dir: Path) -> list[dict]:
-    (path,) = work_dir.glob("*/vis_data/scalars.json")
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return load_mmengine_checkpoint(path)["state_dict"]
 
 
 def test_detection_on_phantoms_trains_evaluates_and_tests(
@@ -68,7 +33,7 @@ def test_detection_on_phantoms_trains_evaluates_and_tests(
 ) -> None:
     work = tmp_path / "det"
     run_train(
-        _args(
+        train_args(
             DET / "optiml_fasterrcnn_rsna_phantom.py",
             work,
             phantom_root,
@@ -92,9 +57,9 @@ def test_detection_on_phantoms_trains_evaluates_and_tests(
     assert not torch.equal(
         state["backbone.layer4.0.conv1.weight"], saved["layer4.0.conv1.weight"]
     )
-    metrics = [s for s in _scalars(work) if "coco/bbox_mAP" in s]
+    metrics = [s for s in scalars(work) if "coco/bbox_mAP" in s]
     assert metrics and -1 <= metrics[-1]["rsna/bbox_mAP"] <= 1
-    losses = [s["loss"] for s in _scalars(work) if "loss" in s]
+    losses = [s["loss"] for s in scalars(work) if "loss" in s]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
 
     out = tmp_path / "test_metrics.json"
@@ -110,7 +75,7 @@ def test_detection_on_phantoms_trains_evaluates_and_tests(
             str(out),
             "--cfg-options",
             ALL_SCORES,
-            *_cpu(),
+            *cpu_options(),
         ]
     )
     result = json.loads(out.read_text())
@@ -123,7 +88,7 @@ def test_mismatched_backbone_fails_the_run(
 ) -> None:
     with pytest.raises(BackboneCheckpointError, match="missing keys"):
         run_train(
-            _args(
+            train_args(
                 DET / "optiml_fasterrcnn_rsna_phantom.py",
                 tmp_path,
                 phantom_root,
@@ -137,7 +102,7 @@ def test_segmentation_on_phantom_lesions(
 ) -> None:
     work = tmp_path / "seg"
     run_train(
-        _args(
+        train_args(
             SEG / "optiml_upernet_siim_phantom.py",
             work,
             phantom_root,
@@ -157,7 +122,7 @@ def test_segmentation_on_phantom_lesions(
     assert not torch.equal(
         state["backbone.layer2.0.conv1.weight"], saved["layer2.0.conv1.weight"]
     )
-    final = [s for s in _scalars(work) if "dice/dice_all" in s][-1]
+    final = [s for s in scalars(work) if "dice/dice_all" in s][-1]
     assert 0 <= final["dice/dice_all"] <= 1 and 0 <= final["mDice"] <= 100
     assert final["dice/num_images"] == 2
 
@@ -182,7 +147,7 @@ def test_interrupted_segmentation_run_resumes(
     tmp_path: Path, phantom_root: Path, r18_file: Path
 ) -> None:
     work = tmp_path / "lungs"
-    args = _args(
+    args = train_args(
         SEG / "optiml_fcn_lungs_phantom.py",
         work,
         phantom_root,
@@ -213,7 +178,7 @@ def test_interrupted_segmentation_run_resumes(
         f"iter_{i}.pth" for i in range(1, 5)
     ]
     assert {p: os.stat(work / p).st_mtime_ns for p in stamps} == stamps  # not redone
-    meta = torch.load(work / "iter_4.pth", weights_only=False)["meta"]
+    meta = load_mmengine_checkpoint(work / "iter_4.pth")["meta"]
     assert meta["iter"] == 4
     logs = "".join(p.read_text() for p in work.glob("*/*.log"))
     assert "resumed epoch: 0, iter: 2" in logs
@@ -240,7 +205,7 @@ def _small_real_det(
     config: Path, root: Path, work: Path, r18_file: Path, extra: list[str]
 ) -> None:
     run_train(
-        _args(
+        train_args(
             config,
             work,
             root,
@@ -266,7 +231,7 @@ def test_real_tb_boxes_through_the_rsna_and_vindr_configs(
     _small_real_det(
         DET / "optiml_fasterrcnn_rsna.py", rsna_root, tmp_path / "rsna", r18_file, []
     )
-    rsna = [s for s in _scalars(tmp_path / "rsna") if "rsna/bbox_mAP" in s][-1]
+    rsna = [s for s in scalars(tmp_path / "rsna") if "rsna/bbox_mAP" in s][-1]
     assert 0 <= rsna["coco/bbox_mAP_50"] <= 1
 
     classes = [
@@ -292,7 +257,7 @@ def test_real_tb_boxes_through_the_rsna_and_vindr_configs(
             "model.roi_head.bbox_head.num_classes=3",
         ],
     )
-    vindr = [s for s in _scalars(tmp_path / "vindr") if "vindr/bbox_mAP" in s][-1]
+    vindr = [s for s in scalars(tmp_path / "vindr") if "vindr/bbox_mAP" in s][-1]
     assert 0 <= vindr["vindr/bbox_mAP"] <= 1
     assert (tmp_path / "vindr" / "epoch_1.pth").is_file()
 
@@ -302,7 +267,7 @@ def test_real_lung_masks_through_the_lungs_config(
 ) -> None:
     work = tmp_path / "lungs"
     run_train(
-        _args(
+        train_args(
             SEG / "optiml_fcn_lungs.py",
             work,
             shared_data / "covid_cxr_lungseg",
@@ -326,7 +291,7 @@ def test_real_lung_masks_through_the_lungs_config(
             "train_dataloader.batch_size=2",
         )
     )
-    final = [s for s in _scalars(work) if "dice/dice_all" in s][-1]
+    final = [s for s in scalars(work) if "dice/dice_all" in s][-1]
     assert final["dice/num_images"] == 4 and final["dice/num_positive"] == 4
     assert 0 <= final["dice/dice_all"] <= 1
     assert (work / "iter_2.pth").is_file()
