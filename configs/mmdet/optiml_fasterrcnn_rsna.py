@@ -76,8 +76,11 @@ test_dataloader = dict(
     dataset=dict(val_dataloader["dataset"], ann_file="annotations/test.json")
 )
 
-# COCO bbox mAP (IoU 0.50:0.95, with mAP@0.5) and the RSNA challenge's thresholds:
-# mean AP over IoU 0.40:0.05:0.75 ('rsna/bbox_mAP'; its mAP_50 equals COCO's).
+# COCO bbox mAP (IoU 0.50:0.95, with mAP@0.5); at the RSNA challenge's IoU
+# thresholds 0.40:0.05:0.75, COCO-style AP averaged over them ('rsna/bbox_mAP', a
+# PROXY, its mAP_50 equals COCO's) and the challenge's own score
+# ('rsna_score/score': per image, TP / (TP + FP + FN) of the boxes scoring >= 0.5,
+# averaged over the thresholds, then over images).
 rsna_iou_thrs = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75]
 val_evaluator = [
     dict(
@@ -92,6 +95,12 @@ val_evaluator = [
         metric="bbox",
         iou_thrs=rsna_iou_thrs,
         prefix="rsna",
+    ),
+    dict(
+        type="RSNAPneumoniaMetric",
+        ann_file=data_root + "annotations/val.json",
+        iou_thrs=rsna_iou_thrs,
+        score_thr=0.5,
     ),
 ]
 test_evaluator = [

@@ -74,6 +74,12 @@ val_evaluator = [
         iou_thrs=rsna_iou_thrs,
         prefix="rsna",
     ),
+    dict(
+        type="RSNAPneumoniaMetric",
+        ann_file=data_root + "annotations/val.json",
+        iou_thrs=rsna_iou_thrs,
+        score_thr=0.5,
+    ),
 ]
 test_evaluator = val_evaluator
 

@@ -21,4 +21,4 @@ val_evaluator = [
     ),
 ]
 test_evaluator = val_evaluator
-default_hooks = dict(checkpoint=dict(save_best="coco/bbox_mAP_50", rule="greater"))
+default_hooks = dict(checkpoint=dict(save_best="vindr/bbox_mAP", rule="greater"))

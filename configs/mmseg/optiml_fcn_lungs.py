@@ -81,7 +81,13 @@ val_evaluator = [
     dict(type="PerImageDiceMetric", class_index=1),
 ]
 test_evaluator = val_evaluator
-train_cfg = dict(max_iters=4000, val_interval=500)
+# 4000 iterations, not schedule_20k's 20000: the PolyLR inherited from it must end
+# with them, or the LR at the last iteration is still 82 % of the base.
+max_iters = 4000
+train_cfg = dict(max_iters=max_iters, val_interval=500)
+param_scheduler = [
+    dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
+]
 default_hooks = dict(
     checkpoint=dict(interval=500, save_best="dice/dice_all", rule="greater")
 )

@@ -57,3 +57,43 @@ def test_config_builds_and_loads_the_pretrained_backbone(
     torch.testing.assert_close(
         state["layer4.1.bn2.running_mean"], saved["layer4.1.bn2.running_mean"]
     )
+
+
+@pytest.mark.parametrize(
+    "config", [c for c in CONFIGS if c.parent.name == "mmseg"], ids=lambda p: p.stem
+)
+def test_iteration_schedule_decays_by_the_last_iteration(config: Path) -> None:
+    """The LR MMEngine sets at the last iteration is within 2 % of ``eta_min``."""
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    cfg = Config.fromfile(config)
+    max_iters = cfg.train_cfg.max_iters
+    base = cfg.optim_wrapper.optimizer.lr
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base)
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
+        for s in cfg.param_scheduler
+    ]
+    for _ in range(max_iters - 1):  # the LR of iteration i is set after i steps
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+    last = optimizer.param_groups[0]["lr"]
+    floor = min(s.get("eta_min", 0.0) for s in cfg.param_scheduler)
+    assert last <= floor + 0.02 * (base - floor), (config.name, last / base)
+
+
+def test_vindr_selects_and_tests_on_its_headline_metric() -> None:
+    cfg = Config.fromfile(REPO / "configs" / "mmdet" / "optiml_fasterrcnn_vindr.py")
+    assert cfg.default_hooks.checkpoint.save_best == "vindr/bbox_mAP"
+    assert [m.iou_thrs for m in cfg.val_evaluator if m.prefix == "vindr"] == [[0.4]]
+    val = f"{cfg.val_dataloader.dataset.data_root}{cfg.val_dataloader.dataset.ann_file}"
+    test = (
+        f"{cfg.test_dataloader.dataset.data_root}{cfg.test_dataloader.dataset.ann_file}"
+    )
+    assert test != val and "val" not in test
+    assert {m.ann_file for m in cfg.test_evaluator} == {test}
+    phantom = Config.fromfile(
+        REPO / "configs" / "mmdet" / "optiml_fasterrcnn_vindr_phantom.py"
+    )
+    assert phantom.default_hooks.checkpoint.save_best == "vindr/bbox_mAP"

@@ -6,11 +6,12 @@ from optiml_plugin.mm.det.datasets import (
     RSNAPneumoniaDataset,
     VinDrCXRDataset,
 )
-from optiml_plugin.mm.det.metrics import ThresholdCocoMetric
+from optiml_plugin.mm.det.metrics import RSNAPneumoniaMetric, ThresholdCocoMetric
 
 __all__ = [
     "PhantomLesionDataset",
     "RSNAPneumoniaDataset",
+    "RSNAPneumoniaMetric",
     "ThresholdCocoMetric",
     "VinDrCXRDataset",
 ]
