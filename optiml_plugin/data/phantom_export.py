@@ -11,8 +11,14 @@ RSNA / SIIM converters produce (:mod:`optiml_plugin.data.converters`):
   SIIM-style binary task).
 * ``lungs/<name>.png``: label map, ``0`` background, ``1`` lung.
 * ``splits/{train,val}.txt``: image names, one per line.
-* ``manifest.json``: the generation settings; a folder whose manifest matches is
-  reused as it is.
+* ``manifest.json``: the generation settings, written last; a folder whose
+  manifest matches is reused as it is.
+
+Several processes (the ranks of a distributed run) may ask for the same folder at
+once: the check and the writing happen under an exclusive lock on
+``<out>/.phantom.lock`` (``fcntl.flock``; on a local file system), so one process
+writes and the others find its manifest, and each file is written under a
+temporary name and renamed, so that no reader ever sees a half-written PNG.
 
 :func:`ensure_phantom_dataset` is what the OpenMMLab datasets call: it keeps any
 phantom set already in the folder unless settings are given.
@@ -21,12 +27,20 @@ phantom set already in the folder unless settings are given.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from optiml_plugin.data.coco import build_coco, category_list, subset, write_json
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock
+    fcntl = None  # type: ignore[assignment]
+
+from optiml_plugin.data.coco import build_coco, category_list, dumps, subset
 from optiml_plugin.data.phantom import LESION_CLASSES, generate_phantom
 
 SPLITS = ("train", "val")
@@ -71,19 +85,29 @@ def write_phantom_dataset(
         "lesion_prob": lesion_prob,
     }
     manifest = out / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text()) == settings:
-        return out
+    with _write_lock(out):
+        if manifest.is_file() and json.loads(manifest.read_text()) == settings:
+            return out
+        manifest.unlink(missing_ok=True)  # incomplete until written again
+        _write(out, settings)
+    return out
+
+
+def _write(out: Path, settings: dict) -> None:
+    num_images, size, seed = (settings[k] for k in ("num_images", "size", "seed"))
+    lesion_prob = settings["lesion_prob"]
+    num_val = int(round(num_images * settings["val_fraction"]))
     for sub in ("images", "lesions", "lungs", "splits", "annotations"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     images, boxes, names = [], {}, []
     for i in range(num_images):
         name = f"phantom_{seed + i:06d}"
         ph = generate_phantom(seed + i, size=size, lesion_prob=lesion_prob)
-        Image.fromarray(ph.image).save(out / "images" / f"{name}.png")
-        lesion = (ph.lesion_mask > 0).astype(np.uint8)
-        Image.fromarray(lesion).save(out / "lesions" / f"{name}.png")
-        lung = (ph.lung_mask > 0).astype(np.uint8)
-        Image.fromarray(lung).save(out / "lungs" / f"{name}.png")
+        _save_png(ph.image, out / "images" / f"{name}.png")
+        _save_png(
+            (ph.lesion_mask > 0).astype(np.uint8), out / "lesions" / f"{name}.png"
+        )
+        _save_png((ph.lung_mask > 0).astype(np.uint8), out / "lungs" / f"{name}.png")
         images.append(
             {
                 "key": name,
@@ -103,13 +127,42 @@ def write_phantom_dataset(
     coco = build_coco(images, boxes, category_list(list(LESION_CLASSES)))
     split_names = {"train": names[: num_images - num_val], "val": names[-num_val:]}
     for split in SPLITS:
-        (out / "splits" / f"{split}.txt").write_text(
-            "\n".join(split_names[split]) + "\n"
+        _save_text(
+            "\n".join(split_names[split]) + "\n", out / "splits" / f"{split}.txt"
         )
         part = subset(coco, {f"images/{n}.png" for n in split_names[split]})
-        write_json(part, out / "annotations" / f"{split}.json")
-    manifest.write_text(json.dumps(settings, indent=2) + "\n")
-    return out
+        _save_text(dumps(part), out / "annotations" / f"{split}.json")
+    _save_text(json.dumps(settings, indent=2) + "\n", out / "manifest.json")
+
+
+@contextmanager
+def _write_lock(out: Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``out/.phantom.lock`` (a no-op without fcntl)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".phantom.lock", "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    tmp = _temporary(path)
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def _save_text(text: str, path: Path) -> None:
+    tmp = _temporary(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def ensure_phantom_dataset(out: str | Path, settings: dict | None = None) -> Path:
