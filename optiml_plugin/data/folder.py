@@ -39,11 +39,12 @@ __all__ = [
 ]
 
 
-def list_images(source: str | Path) -> list[Path]:
+def list_images(source: str | Path, root: str | Path | None = None) -> list[Path]:
     """Lists the images of a folder (recursively, sorted) or of a list file.
 
-    A list file (``.txt``) has one path per line, relative to its own folder or
-    absolute; blank lines and lines starting with ``#`` are ignored.
+    A list file (``.txt``) has one path per line, relative to ``root`` (default:
+    the list's own folder) or absolute; blank lines and lines starting with ``#``
+    are ignored.
     """
     source = Path(source)
     if source.is_dir():
@@ -52,7 +53,8 @@ def list_images(source: str | Path) -> list[Path]:
         )
     elif source.is_file() and source.suffix == ".txt":
         lines = [s.strip() for s in source.read_text().splitlines()]
-        files = [source.parent / s for s in lines if s and not s.startswith("#")]
+        base = Path(root) if root is not None else source.parent
+        files = [base / s for s in lines if s and not s.startswith("#")]
     else:
         raise FileNotFoundError(f"{source}: not a folder of images or a .txt list")
     if not files:
@@ -71,6 +73,8 @@ class ImageFolderDataset(Dataset):
             (e.g. ``CVSIMTransform``).
         on_error: ``"skip"`` reports an unreadable file once and serves the next
             readable image instead; ``"raise"`` raises ``ImageReadError``.
+        root: Folder that a list file's relative paths start from (default: the
+            list's own folder).
 
     Returns from ``__getitem__``: ``(transform(image), 0)``, like an unlabelled
     torchvision dataset.
@@ -81,10 +85,11 @@ class ImageFolderDataset(Dataset):
         source: str | Path,
         transform: Callable[[np.ndarray], Any] | None = None,
         on_error: str = "skip",
+        root: str | Path | None = None,
     ) -> None:
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
-        self.files = list_images(source)
+        self.files = list_images(source, root)
         self.transform = transform
         self.on_error = on_error
         self.bad_files: dict[str, str] = {}

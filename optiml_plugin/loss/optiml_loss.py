@@ -41,7 +41,10 @@ from torch import Tensor, nn
 from optiml_plugin import ot
 
 TRANSPORTS = ("sinkhorn", "emd", "identity")
-DENSE_STATISTICS = ("batch", "tokens", "both")
+DENSE_STATISTICS = ("batch", "tokens", "both", "residual")
+COSTS = ("cosine", "l2")
+CENTERINGS = ("none", "batch", "view", "position", "double")
+EPSILON_SCALES = ("absolute", "relative")
 
 
 class OPTiMLLoss(nn.Module):
@@ -65,7 +68,25 @@ class OPTiMLLoss(nn.Module):
             ``"batch"``: across images at each cell position (VICRegL's local
             terms); ``"tokens"``: across the cells of each image, i.e. over the
             point cloud that enters the transport problem; ``"both"``: the mean
-            of the two.
+            of the two; ``"residual"``: across all cells of all images after
+            removing each cell position's batch mean and each image's mean (what
+            ``center="double"`` leaves), so that neither a code of the cell's
+            position (which token statistics reward) nor a code of the image
+            (which batch statistics reward) counts as variance.
+        cost: ``"cosine"``: 1 - cos of the (centred) tokens, the paper's cost;
+            ``"l2"``: squared Euclidean distance divided by the dimension (the
+            MSE of VICRegL's local term), on the (centred) raw tokens.
+        center: What is subtracted from the tokens before the cost:
+            ``"none"``; ``"batch"``: the mean token of the view over the batch
+            and its cells (a common offset); ``"view"``: each view's own mean
+            token; ``"position"``: at each cell index, the mean over the batch
+            (whatever only says where a cell sits in its view); ``"double"``:
+            both of the last two (the interaction of image and position).
+        epsilon_scale: ``"absolute"``: ``epsilon`` in cost units;
+            ``"relative"``: ``epsilon`` times each image's mean row range of the
+            feature cost (max - min over a row, without the spatial term, no
+            gradient), so that the plan's sharpness does not depend on the
+            features' current scale.
         gather_distributed: Gather embeddings from all processes before the
             variance and covariance terms (as Lightly's losses do).
         eps: Numerical epsilon of the variance term.
@@ -89,6 +110,9 @@ class OPTiMLLoss(nn.Module):
         global_weight: float = 0.25,
         global_invariance_weight: float | None = None,
         dense_statistics: str = "tokens",
+        cost: str = "cosine",
+        center: str = "none",
+        epsilon_scale: str = "absolute",
         gather_distributed: bool = False,
         eps: float = 1e-4,
     ) -> None:
@@ -101,6 +125,13 @@ class OPTiMLLoss(nn.Module):
             raise ValueError(
                 f"dense_statistics must be one of {DENSE_STATISTICS}, got {dense_statistics!r}."
             )
+        for name, value, allowed in (
+            ("cost", cost, COSTS),
+            ("center", center, CENTERINGS),
+            ("epsilon_scale", epsilon_scale, EPSILON_SCALES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
         if not 0.0 <= global_weight <= 1.0:
             raise ValueError(f"global_weight must lie in [0, 1], got {global_weight}.")
         if gather_distributed and not dist.is_available():
@@ -116,6 +147,9 @@ class OPTiMLLoss(nn.Module):
         self.position_weight = position_weight
         self.global_weight = global_weight
         self.dense_statistics = dense_statistics
+        self.cost = cost
+        self.center = center
+        self.epsilon_scale = epsilon_scale
         self.gather_distributed = gather_distributed
         self.eps = eps
         inv = alpha if global_invariance_weight is None else global_invariance_weight
@@ -182,6 +216,12 @@ class OPTiMLLoss(nn.Module):
     def _dense_var_cov(self, qa: Tensor, qb: Tensor) -> tuple[Tensor, Tensor]:
         """VICReg variance and covariance of the dense tokens (see dense_statistics)."""
         stats = []
+        if self.dense_statistics == "residual":
+            # Over all cells of all images, after removing each position's and
+            # each image's mean: neither a position code nor an image code has
+            # any variance here, only content that varies within and across images.
+            ra, rb = _center(qa, "double"), _center(qb, "double")
+            stats.append((ra.reshape(-1, ra.shape[-1]), rb.reshape(-1, rb.shape[-1])))
         if self.dense_statistics in ("batch", "both"):
             if (
                 self.gather_distributed
@@ -200,30 +240,51 @@ class OPTiMLLoss(nn.Module):
         cov = sum(covariance_loss(x) + covariance_loss(y) for x, y in stats)
         return var / len(stats), cov / len(stats)
 
+    def cost_tokens(self, dense_a: Tensor, dense_b: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns the tokens (B, N, D), (B, M, D) as the cost sees them: float32
+        (float64 for float64 input), centred as ``center`` says and, for the
+        cosine cost, L2-normalised."""
+        qa, qb = _tokens(dense_a, "dense_a"), _tokens(dense_b, "dense_b")
+        dtype = torch.promote_types(qa.dtype, torch.float32)
+        qa, qb = _center(qa.to(dtype), self.center), _center(qb.to(dtype), self.center)
+        if self.cost == "cosine":
+            qa = F.normalize(qa, dim=-1, eps=1e-8)
+            qb = F.normalize(qb, dim=-1, eps=1e-8)
+        return qa, qb
+
     def cost_matrix(
         self,
         dense_a: Tensor,
         dense_b: Tensor,
         grid_a: Tensor | None = None,
         grid_b: Tensor | None = None,
+        features_only: bool = False,
     ) -> Tensor:
-        """Returns the transport cost (B, N, M), computed in float32 or float64."""
-        qa, qb = _tokens(dense_a, "dense_a"), _tokens(dense_b, "dense_b")
-        dtype = torch.promote_types(qa.dtype, torch.float32)
-        qa = F.normalize(qa.to(dtype), dim=-1, eps=1e-8)
-        qb = F.normalize(qb.to(dtype), dim=-1, eps=1e-8)
-        cost = 1.0 - qa @ qb.transpose(1, 2)
-        if self.position_weight > 0:
-            if grid_a is None or grid_b is None:
-                raise ValueError("position_weight > 0 needs grid_a and grid_b.")
-            pa, pb = _tokens(grid_a, "grid_a"), _tokens(grid_b, "grid_b")
-            if pa.shape[:2] != qa.shape[:2] or pb.shape[:2] != qb.shape[:2]:
-                raise ValueError(
-                    f"grids {tuple(grid_a.shape)}, {tuple(grid_b.shape)} do not match "
-                    f"the dense embeddings {tuple(dense_a.shape)}, {tuple(dense_b.shape)}."
-                )
-            dist2 = torch.cdist(pa.to(dtype), pb.to(dtype)).pow(2)
-            cost = cost + self.position_weight * 0.5 * dist2
+        """Returns the transport cost (B, N, M) in float32 (float64 for float64
+        input), computed outside autocast.
+
+        ``features_only=True`` leaves out the spatial term (for diagnostics: does
+        the plan find corresponding cells from the features alone?).
+        """
+        device = dense_a.device.type
+        with torch.autocast(device_type=device, enabled=False):
+            qa, qb = self.cost_tokens(dense_a, dense_b)
+            if self.cost == "cosine":
+                cost = 1.0 - qa @ qb.transpose(1, 2)
+            else:
+                cost = torch.cdist(qa, qb).pow(2) / qa.shape[-1]
+            if self.position_weight > 0 and not features_only:
+                if grid_a is None or grid_b is None:
+                    raise ValueError("position_weight > 0 needs grid_a and grid_b.")
+                pa, pb = _tokens(grid_a, "grid_a"), _tokens(grid_b, "grid_b")
+                if pa.shape[:2] != qa.shape[:2] or pb.shape[:2] != qb.shape[:2]:
+                    raise ValueError(
+                        f"grids {tuple(grid_a.shape)}, {tuple(grid_b.shape)} do not "
+                        f"match the dense embeddings {tuple(dense_a.shape)}, "
+                        f"{tuple(dense_b.shape)}."
+                    )
+                dist2 = torch.cdist(pa.to(cost.dtype), pb.to(cost.dtype)).pow(2)
+                cost = cost + self.position_weight * 0.5 * dist2
         return cost
 
     def transport_plan(
@@ -232,12 +293,20 @@ class OPTiMLLoss(nn.Module):
         dense_b: Tensor,
         grid_a: Tensor | None = None,
         grid_b: Tensor | None = None,
+        features_only: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """Returns the plan (no gradient) and the cost (with gradient), (B, N, M)."""
-        cost = self.cost_matrix(dense_a, dense_b, grid_a, grid_b)
+        cost = self.cost_matrix(dense_a, dense_b, grid_a, grid_b, features_only)
         with torch.no_grad():
             if self.transport == "sinkhorn":
-                plan = ot.sinkhorn(cost.detach(), self.epsilon, self.num_iters)
+                scaled = cost.detach()
+                if self.epsilon_scale == "relative":
+                    feats = scaled
+                    if self.position_weight > 0 and not features_only:
+                        feats = self.cost_matrix(dense_a, dense_b, features_only=True)
+                    rows = feats.amax(dim=2) - feats.amin(dim=2)
+                    scaled = scaled / rows.mean(dim=1).clamp(min=1e-6)[:, None, None]
+                plan = ot.sinkhorn(scaled, self.epsilon, self.num_iters)
             elif self.transport == "emd":
                 plan = ot.emd(cost.detach())
             else:
@@ -249,6 +318,17 @@ class OPTiMLLoss(nn.Module):
                 eye = torch.eye(n, dtype=cost.dtype, device=cost.device) / n
                 plan = eye.expand(b, n, n)
         return plan.to(cost.dtype), cost
+
+
+def _center(q: Tensor, how: str) -> Tensor:
+    """Subtracts the mean token that ``how`` names from q (B, N, D)."""
+    if how in ("position", "double"):
+        q = q - q.mean(dim=0, keepdim=True)
+    if how in ("view", "double"):
+        q = q - q.mean(dim=1, keepdim=True)
+    if how == "batch":
+        q = q - q.mean(dim=(0, 1), keepdim=True)
+    return q
 
 
 def _tokens(x: Tensor, name: str) -> Tensor:

@@ -39,8 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--phantom-size", type=int, default=256, help="phantom side in pixels"
     )
+    d.add_argument(
+        "--data-root", default=None, help="folder a .txt list's paths start from"
+    )
     d.add_argument("--image-size", type=int, default=224, help="side of the views")
     d.add_argument("--crop-scale", type=float, nargs=2, default=(0.3, 1.0))
+    d.add_argument("--degrees", type=float, default=10.0, help="maximum rotation")
+    d.add_argument(
+        "--hflip-prob", type=float, default=0.0, help="horizontal flip, per view"
+    )
     d.add_argument("--num-local-views", type=int, default=0)
     d.add_argument("--num-workers", type=int, default=2)
     d.add_argument(
@@ -84,10 +91,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lo.add_argument(
         "--dense-statistics",
-        choices=("tokens", "batch", "both"),
+        choices=("tokens", "batch", "both", "residual"),
         default="tokens",
         help="dense var/cov over each image's cells, across the batch, or both",
     )
+    lo.add_argument("--cost", choices=("cosine", "l2"), default="cosine")
+    lo.add_argument(
+        "--center",
+        choices=("none", "batch", "view", "position", "double"),
+        default="none",
+        help="what is subtracted from the tokens before the cost",
+    )
+    lo.add_argument(
+        "--epsilon-scale",
+        choices=("absolute", "relative"),
+        default="absolute",
+        help="epsilon in cost units, or relative to each image's cost range",
+    )
+    dg = p.add_argument_group("diagnostics")
+    dg.add_argument(
+        "--diagnose-every",
+        type=int,
+        default=0,
+        help="log positional-shortcut diagnostics every N steps (0: off)",
+    )
+    dg.add_argument(
+        "--diagnose-data",
+        default=None,
+        help="held-out images (folder or .txt; default: held-out phantoms for "
+        "--data phantom, else the first training images)",
+    )
+    dg.add_argument("--diagnose-pairs", type=int, default=32)
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", choices=("lars", "adamw"), default="lars")
     o.add_argument("--lr", type=float, default=0.2, help="base lr per 256 images")
@@ -155,13 +189,8 @@ def build_dataset(args: argparse.Namespace) -> Any:
     """Returns the training dataset with the CV-SIM transform."""
     from optiml_plugin.data.folder import ImageFolderDataset
     from optiml_plugin.data.phantom import PhantomDataset
-    from optiml_plugin.transforms import CVSIMTransform
 
-    transform = CVSIMTransform(
-        size=args.image_size,
-        global_scale=tuple(args.crop_scale),
-        n_local_views=args.num_local_views,
-    )
+    transform = build_transform(args)
     if args.data == "phantom":
         return PhantomDataset(
             num_images=args.num_images,
@@ -169,7 +198,51 @@ def build_dataset(args: argparse.Namespace) -> Any:
             seed=args.seed,
             transform=transform,
         )
-    return ImageFolderDataset(args.data, transform=transform, on_error=args.on_error)
+    return ImageFolderDataset(
+        args.data, transform=transform, on_error=args.on_error, root=args.data_root
+    )
+
+
+def build_transform(args: argparse.Namespace, n_local_views: int | None = None) -> Any:
+    """Returns the CV-SIM transform the options describe."""
+    from optiml_plugin.transforms import CVSIMTransform
+
+    return CVSIMTransform(
+        size=args.image_size,
+        global_scale=tuple(args.crop_scale),
+        degrees=args.degrees,
+        hf_prob=args.hflip_prob,
+        n_local_views=args.num_local_views if n_local_views is None else n_local_views,
+    )
+
+
+def build_diagnostics(args: argparse.Namespace) -> Any:
+    """Returns the diagnostics callback on fixed held-out pairs (``--diagnose-*``)."""
+    from optiml_plugin.data.folder import ImageFolderDataset
+    from optiml_plugin.data.phantom import PhantomDataset
+    from optiml_plugin.train.diagnostics_callback import (
+        DiagnosticsCallback,
+        view_pairs,
+    )
+
+    transform = build_transform(args, n_local_views=0)
+    source = args.diagnose_data or args.data
+    if source == "phantom":
+        data: Any = PhantomDataset(
+            num_images=args.diagnose_pairs,
+            size=args.phantom_size,
+            seed=args.seed + 1_000_003,  # disjoint from the training phantoms
+            transform=transform,
+        )
+    else:
+        data = ImageFolderDataset(
+            source, transform=transform, on_error=args.on_error, root=args.data_root
+        )
+    n = min(args.diagnose_pairs, len(data))
+    pairs = view_pairs(data, range(n), seed=args.seed)
+    return DiagnosticsCallback(
+        pairs, args.diagnose_every, out=args.out / "diagnostics.json"
+    )
 
 
 def build_module(args: argparse.Namespace) -> Any:
@@ -210,6 +283,9 @@ def build_module(args: argparse.Namespace) -> Any:
             "position_weight": args.position_weight,
             "global_weight": args.global_weight,
             "dense_statistics": args.dense_statistics,
+            "cost": args.cost,
+            "center": args.center,
+            "epsilon_scale": args.epsilon_scale,
         },
         **optimisation,
     )
@@ -275,6 +351,11 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         save_top_k=-1,
         save_last=True,
     )
+    callbacks: list[Any] = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    diagnostics = None
+    if args.diagnose_every > 0 and args.method == "optiml":
+        diagnostics = build_diagnostics(args)
+        callbacks.append(diagnostics)
     loggers = [
         CSVLogger(args.out, name="logs", version=""),
         TensorBoardLogger(args.out, name="logs", version="", default_hp_metric=False),
@@ -288,7 +369,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         max_epochs=args.epochs,
         max_steps=args.max_steps,
         log_every_n_steps=args.log_every,
-        callbacks=[checkpoint, LearningRateMonitor(logging_interval="step")],
+        callbacks=callbacks,
         logger=loggers,
         default_root_dir=args.out,
         enable_progress_bar=not args.quiet,
@@ -310,9 +391,35 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             from optiml_plugin.viz.transport_plan import transport_plan_figure
 
             fig_path = args.out / "transport_plan.png"
-            transport_plan_figure(module, args, fig_path)
+            final = diagnostics.history[-1] if diagnostics is not None else None
+            transport_plan_figure(module, args, fig_path, final)
             paths["figure"] = fig_path
+        if diagnostics is not None:
+            from optiml_plugin.viz.diagnostics import diagnostics_figure
+
+            paths["diagnostics"] = args.out / "diagnostics.json"
+            paths["diagnostics_figure"] = diagnostics_figure(
+                diagnostics.history, args.out / "diagnostics.png"
+            )
+            print_diagnostics(diagnostics.history[-1], diagnostics.gate)
     return paths
+
+
+def print_diagnostics(d: dict[str, float], gate: Any) -> None:
+    """Prints the last diagnostics next to their trivial references and the gate."""
+    print(
+        f"\nDiagnostics at step {d['step']} (held-out pairs; see README):\n"
+        f"  plan peaks at the true cell   {d['plan_accuracy']:.3f}  "
+        f"(same-index plan: {d['same_index_accuracy']:.3f})\n"
+        f"  different images, peak at the same index  "
+        f"{d['same_index_rate_different']:.3f}\n"
+        f"  OT cost same / different image  {d['ot_same']:.4f} / "
+        f"{d['ot_different']:.4f} (ratio {d['ot_ratio']:.3f})\n"
+        f"  variance share of cell index {d['position_share']:.3f}, of view mean "
+        f"{d['view_mean_share']:.3f}; plan entropy {d['plan_entropy']:.3f} of uniform"
+    )
+    failures = gate.failures(d)
+    print("  gate: " + ("passed" if not failures else "; ".join(failures)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -227,3 +228,155 @@ def test_token_statistics_see_spatial_collapse_that_batch_statistics_miss() -> N
     assert both["dense_var"].item() == pytest.approx(mean.item(), abs=1e-12)
     with pytest.raises(ValueError, match="dense_statistics"):
         OPTiMLLoss(dense_statistics="cells")
+
+
+def test_plan_is_detached_so_the_cost_gradient_is_plan_over_batch() -> None:
+    # d L_OT / d C must be T / B with T fixed (envelope theorem). A plan that kept
+    # its graph would add dT/dC terms. Reference plan: POT's sinkhorn on the cost.
+    import ot as pot
+
+    a = _dense(0, b=3).requires_grad_()
+    b = _dense(1, b=3)
+    loss = OPTiMLLoss(epsilon=0.1, num_iters=200)
+    loss.terms(a, b)["ot"].backward()
+    cost = loss.cost_matrix(a, b).detach()
+    assert loss.num_iters == 200
+    warnings.simplefilter("ignore")  # POT warns that 200 iterations is no convergence
+    plans = [
+        torch.from_numpy(pot.sinkhorn(np.full(9, 1 / 9), np.full(9, 1 / 9), c.numpy(), 0.1, numItermax=200, stopThr=0))
+        for c in cost
+    ]  # fmt: skip
+    a2 = a.detach().clone().requires_grad_()
+    ref = (torch.stack(plans) * loss.cost_matrix(a2, b)).sum(dim=(1, 2)).mean()
+    ref.backward()
+    assert torch.allclose(a.grad, a2.grad, atol=1e-6)
+
+
+def test_cost_is_float32_under_bf16_autocast() -> None:
+    # The cost's docstring: float32 even when the tokens come from bf16 autocast.
+    a, b = _dense(0).float(), _dense(1).float()
+    loss = OPTiMLLoss()
+    ref = loss.cost_matrix(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cost = loss.cost_matrix(a, b)
+    assert cost.dtype == torch.float32
+    assert torch.allclose(cost, ref, atol=1e-6)
+
+
+def test_centring_removes_what_it_names() -> None:
+    # Tokens = position code + image code + a common offset + small content.
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(1, 9, 8, generator=g, dtype=torch.float64)
+    img = torch.randn(4, 1, 8, generator=g, dtype=torch.float64)
+    content = 0.01 * torch.randn(4, 9, 8, generator=g, dtype=torch.float64)
+    q = 5.0 + pos + img + content
+    double = OPTiMLLoss(cost="l2", center="double").cost_tokens(q, q)[0]
+    expected = content - content.mean(0, keepdim=True) - content.mean(1, keepdim=True)
+    expected = expected + content.mean(dim=(0, 1), keepdim=True)
+    assert torch.allclose(double, expected, atol=1e-12)
+    view = OPTiMLLoss(cost="l2", center="view").cost_tokens(q, q)[0]
+    assert torch.allclose(
+        view.mean(dim=1), torch.zeros(4, 8, dtype=q.dtype), atol=1e-12
+    )
+    pos_c = OPTiMLLoss(cost="l2", center="position").cost_tokens(q, q)[0]
+    assert torch.allclose(
+        pos_c.mean(dim=0), torch.zeros(9, 8, dtype=q.dtype), atol=1e-12
+    )
+    batch = OPTiMLLoss(cost="l2", center="batch").cost_tokens(q, q)[0]
+    assert torch.allclose(
+        batch.mean(dim=(0, 1)), torch.zeros(8, dtype=q.dtype), atol=1e-12
+    )
+
+
+def test_common_offset_cannot_lower_a_centred_cost() -> None:
+    # Adding c * e to every token drives 1 - cos towards 0 (the shortcut of the
+    # review); centring over the batch takes the offset out of the cost.
+    a, b = _dense(0), _dense(1)
+    shift = torch.zeros(8, dtype=torch.float64)
+    shift[0] = 100.0
+    plain, centred = OPTiMLLoss(center="none"), OPTiMLLoss(center="batch")
+    assert plain.terms(a + shift, b + shift)["ot"] < 0.05 * plain.terms(a, b)["ot"]
+    assert torch.allclose(
+        centred.terms(a + shift, b + shift)["ot"], centred.terms(a, b)["ot"]
+    )
+
+
+def test_l2_cost_is_mse_of_the_matched_tokens() -> None:
+    a, b = _dense(0), _dense(1)
+    loss = OPTiMLLoss(cost="l2", transport="identity")
+    expected = (a - b).pow(2).mean()
+    assert torch.allclose(loss.terms(a, b)["ot"], expected, atol=1e-12)
+
+
+def test_relative_epsilon_makes_the_plan_scale_free() -> None:
+    a, b = _dense(0), _dense(1)
+    rel = OPTiMLLoss(cost="l2", epsilon_scale="relative", num_iters=300)
+    absolute = OPTiMLLoss(cost="l2", epsilon_scale="absolute", num_iters=300)
+    p1, _ = rel.transport_plan(a, b)
+    p10, _ = rel.transport_plan(10 * a, 10 * b)
+    assert torch.allclose(p1, p10, atol=1e-6)
+    q1, _ = absolute.transport_plan(a, b)
+    q10, _ = absolute.transport_plan(10 * a, 10 * b)
+    assert not torch.allclose(q1, q10, atol=1e-3)
+
+
+def test_features_only_plan_ignores_the_spatial_term() -> None:
+    a, b = _dense(0), _dense(1)
+    grid = torch.rand(4, 9, 2, dtype=torch.float64)
+    loss = OPTiMLLoss(position_weight=10.0)
+    with pytest.raises(ValueError, match="needs grid_a and grid_b"):
+        loss.transport_plan(a, b)
+    plain, _ = OPTiMLLoss().transport_plan(a, b)
+    feats, _ = loss.transport_plan(a, b, features_only=True)
+    spatial, _ = loss.transport_plan(a, b, grid, grid.flip(1))
+    assert torch.allclose(plain, feats)
+    assert not torch.allclose(plain, spatial, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"cost": "dot"}, "cost"),
+        ({"center": "image"}, "center"),
+        ({"epsilon_scale": "x"}, "epsilon_scale"),
+    ],
+)
+def test_unknown_options_are_named(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        OPTiMLLoss(**kwargs)
+
+
+def test_residual_statistics_reward_neither_position_nor_image_codes() -> None:
+    # Token statistics are satisfied by a code of the cell's position, batch
+    # statistics by a code of the image; residual statistics by neither.
+    g = torch.Generator().manual_seed(0)
+    pos = 3 * torch.randn(1, 9, 8, generator=g, dtype=torch.float64).expand(6, 9, 8)
+    img = 3 * torch.randn(6, 1, 8, generator=g, dtype=torch.float64).expand(6, 9, 8)
+    content = 3 * torch.randn(6, 9, 8, generator=g, dtype=torch.float64)
+    eps = 1e-4
+    worst = 1 - math.sqrt(eps)
+
+    def var(stats: str, q: torch.Tensor) -> float:
+        return (
+            OPTiMLLoss(dense_statistics=stats, eps=eps).terms(q, q)["dense_var"].item()
+        )
+
+    assert var("tokens", pos) < 0.05 and var("batch", pos) == pytest.approx(worst)
+    assert var("batch", img) < 0.05 and var("tokens", img) == pytest.approx(worst)
+    assert var("both", pos + img) < 0.05
+    assert var("residual", pos + img) == pytest.approx(worst)
+    assert var("residual", pos + img + content) < 0.05
+    # Residual statistics equal Lightly's terms on the double-centred tokens.
+    q = pos + img + content
+    r = (
+        q
+        - q.mean(0, keepdim=True)
+        - q.mean(1, keepdim=True)
+        + q.mean((0, 1), keepdim=True)
+    )
+    flat = r.reshape(-1, 8)
+    terms = OPTiMLLoss(dense_statistics="residual", eps=eps).terms(q, q)
+    from lightly.loss.vicreg_loss import covariance_loss, variance_loss
+
+    assert terms["dense_var"].item() == pytest.approx(variance_loss(flat, eps).item())
+    assert terms["dense_cov"].item() == pytest.approx(2 * covariance_loss(flat).item())

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,38 @@ def test_to_gray_tensor_scales_by_bit_depth() -> None:
     assert torch.allclose(to_gray_tensor(rgb), torch.full((1, 2, 2), 0.587))
     with pytest.raises(ValueError, match="channels"):
         to_gray_tensor(torch.zeros(2, 4, 4))
+
+
+def test_grid_marks_cell_centres_and_follows_a_large_rotation(monkeypatch) -> None:
+    # A coarse grid (16 px cells), a 60 degree turn and a landmark in a corner cell
+    # far from the crop centre: the grid must give the landmark's original position
+    # for the cell it appears in. Grids at cell corners would be off by half a cell
+    # (several px), grids that ignore the rotation by tens of px.
+    h, w, size, cells = 200, 240, 64, 4
+    params = {
+        "top": 40,
+        "left": 50,
+        "height": 120,
+        "width": 128,
+        "angle": 60.0,
+        "flip": False,
+    }
+    geom = RandomResizedCropRotateWithGrid(size=size, degrees=60, grid_size=cells)
+    monkeypatch.setattr(geom, "sample_params", lambda *_: params)
+    # Where view cell (row 0, col 3) has its centre in the original, by hand: the
+    # crop's frame is turned by the angle about the crop centre.
+    u, v = (3 + 0.5) / cells, (0 + 0.5) / cells
+    dx, dy = (u - 0.5) * params["width"], (v - 0.5) * params["height"]
+    t = math.radians(params["angle"])
+    cx = params["left"] + params["width"] / 2
+    cy = params["top"] + params["height"] / 2
+    x0 = cx + math.cos(t) * dx + math.sin(t) * dy
+    y0 = cy - math.sin(t) * dx + math.cos(t) * dy
+    assert math.hypot(x0 - cx, y0 - cy) > 50  # far from the crop centre
+    view, grid = geom(_dot_image(x0, y0, h, w))
+    # The pixels put the landmark at that cell's centre ...
+    r, c = divmod(int(view[0].argmax()), size)
+    assert abs(r - (0.5 * size / cells)) <= 1.5 and abs(c - (3.5 * size / cells)) <= 1.5
+    # ... and the grid says where it came from.
+    x, y = (grid[0, 3] * torch.tensor([float(w), float(h)])).tolist()
+    assert abs(x - x0) < 1.0 and abs(y - y0) < 1.0

@@ -1,0 +1,189 @@
+"""Does OPTiML's transport problem see what a radiograph shows, or only where a
+cell sits in its view? Diagnostics of the dense tokens and the plan.
+
+A dense self-supervised objective has a trivial solution that chance-level
+comparisons do not reveal: tokens that encode only the index of their cell. Two
+views of one radiograph then match cell i to cell i whatever they show, the OT
+cost falls, and the plan is the same-index plan in disguise. Each figure below
+is measured on held-out view pairs and has a trivial reference next to it:
+
+- ``position_share``: share of the token variance explained by the cell index
+  alone (between-index sum of squares over the total, both views of every image
+  pooled). 1 for a pure position code.
+- ``view_mean_share``: share explained by each view's mean token. 1 when the
+  tokens are constant within a view (only image identity is left).
+- ``common_offset``: |mean token| / spread (root-mean-square distance from the
+  mean): a shift shared by every token, to which a cosine cost is blind.
+- ``same_index_rate_different``: plan rows peaking at the same index, for views
+  of two *different* images (view A of image k with view B of image k + 1).
+- ``ot_same`` / ``ot_different``: mean OT cost <T, C> of same-image pairs and of
+  different-image pairs; ``ot_ratio`` = same / different (1: the cost cannot
+  tell a view's partner from another radiograph).
+- ``plan_accuracy``: share of cells (inside the other view) whose plan row peaks
+  at the true cell, from the transform's grids; ``same_index_accuracy``: the same
+  measure for the same-index plan (cell i to cell i, no model) on the same pairs.
+- ``plan_entropy``: entropy of the plan relative to the uniform plan's (1 =
+  uniform; log N / log NM for a permutation).
+
+Tokens are the dense embeddings after CV-SIM, L2-normalised (the cosine cost's
+view of them), *before* any centring the loss applies, so centring cannot hide a
+position code from these figures. Plans use the features alone (no spatial term).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from optiml_plugin import ot
+from optiml_plugin.loss import OPTiMLLoss
+from optiml_plugin.models import OPTiML
+
+KEYS = (
+    "position_share",
+    "view_mean_share",
+    "common_offset",
+    "same_index_rate_different",
+    "ot_same",
+    "ot_different",
+    "ot_ratio",
+    "plan_accuracy",
+    "same_index_accuracy",
+    "plan_entropy",
+)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Thresholds a run must meet to count as learning content, not position."""
+
+    max_same_index_rate_different: float = 0.5
+    max_ot_ratio: float = 0.8
+    max_position_share: float = 0.7
+    max_view_mean_share: float = 0.7
+    min_accuracy_margin: float = 0.05
+
+    def failures(self, d: dict[str, float]) -> list[str]:
+        """Returns a line for each threshold the diagnostics ``d`` miss."""
+        checks = [
+            ("same_index_rate_different", "<", self.max_same_index_rate_different),
+            ("ot_ratio", "<", self.max_ot_ratio),
+            ("position_share", "<", self.max_position_share),
+            ("view_mean_share", "<", self.max_view_mean_share),
+        ]
+        out = [
+            f"{key} = {d[key]:.3f}, needs {op} {limit}"
+            for key, op, limit in checks
+            if not d[key] < limit
+        ]
+        margin = d["plan_accuracy"] - d["same_index_accuracy"]
+        if not margin >= self.min_accuracy_margin:
+            out.append(
+                f"plan_accuracy - same_index_accuracy = {margin:.3f}, needs >= "
+                f"{self.min_accuracy_margin}"
+            )
+        return out
+
+
+def variance_shares(tokens: Tensor) -> tuple[float, float, float]:
+    """Position share, view-mean share and common offset of tokens (V, N, D).
+
+    V views (of different images or not), N cells each. Sums of squares are
+    taken about the grand mean and summed over the dimensions.
+    """
+    x = tokens.double()
+    grand = x.mean(dim=(0, 1))
+    total = (x - grand).pow(2).sum()
+    by_index = (x.mean(dim=0) - grand).pow(2).sum() * x.shape[0]
+    by_view = (x.mean(dim=1) - grand).pow(2).sum() * x.shape[1]
+    spread = (total / (x.shape[0] * x.shape[1])).sqrt()
+    if total <= 0:
+        return math.nan, math.nan, math.inf
+    return (
+        float(by_index / total),
+        float(by_view / total),
+        float(grand.norm() / spread),
+    )
+
+
+def match_rates(plan: Tensor, grid_a: Tensor, grid_b: Tensor) -> Tensor:
+    """Per pair, share of A's cells (inside B) whose row peaks at the true cell.
+
+    plan (B, N, M), grids (B, N, 2) / (B, M, 2) or (B, g, g, 2). The true cell is
+    the one of B nearest in the original image; a cell of A counts when that
+    distance is under one cell of B. NaN for a pair with no such cell.
+    """
+    b = plan.shape[0]
+    pa, pb = grid_a.reshape(b, -1, 2).float(), grid_b.reshape(b, -1, 2).float()
+    dist = torch.cdist(pa, pb)
+    near_dist, nearest = dist.min(dim=2)
+    cell = torch.cdist(pb, pb).topk(2, dim=2, largest=False).values[..., 1]
+    inside = near_dist < cell.median(dim=1).values[:, None]
+    hit = (plan.argmax(dim=2) == nearest) & inside
+    count = inside.sum(dim=1)
+    rate = hit.sum(dim=1).double() / count.clamp(min=1)
+    return torch.where(count > 0, rate, torch.full_like(rate, math.nan))
+
+
+def plan_entropy(plan: Tensor) -> Tensor:
+    """Entropy of each plan (B, N, M) over log(N M), the uniform plan's."""
+    p = plan.double().clamp(min=1e-300)
+    h = -(plan.double() * p.log()).sum(dim=(1, 2))
+    return h / math.log(plan.shape[1] * plan.shape[2])
+
+
+@torch.no_grad()
+def diagnose(
+    model: OPTiML,
+    criterion: OPTiMLLoss,
+    view_a: Tensor,
+    view_b: Tensor,
+    grid_a: Tensor,
+    grid_b: Tensor,
+) -> dict[str, float]:
+    """Returns the diagnostics (see the module docstring) of a batch of pairs.
+
+    Args:
+        model: The OPTiML model (put in eval mode by the caller).
+        criterion: The loss whose cost and plan are diagnosed.
+        view_a: First views, (B, C, H, W), B >= 2 different images.
+        view_b: Second views of the same images, in the same order.
+        grid_a: Cell positions of the first views, (B, g, g, 2).
+        grid_b: Cell positions of the second views.
+    """
+    if view_a.shape[0] < 2:
+        raise ValueError("diagnose needs at least two images (different-image pairs).")
+    za, ua = model.embed(view_a)
+    zb, ub = model.embed(view_b)
+    same = model.infuse(za, ua, zb, ub)
+    roll = (1, 0)  # image k's view A against image k + 1's view B
+    diff = model.infuse(za, ua, zb.roll(*roll), ub.roll(*roll))
+
+    def plan_and_cost(qa: Tensor, qb: Tensor) -> tuple[Tensor, Tensor]:
+        plan, cost = criterion.transport_plan(qa, qb, features_only=True)
+        return plan, ot.transport_cost(plan, cost)
+
+    plan_s, cost_s = plan_and_cost(same.dense_a, same.dense_b)
+    plan_d, cost_d = plan_and_cost(diff.dense_a, diff.dense_b)
+    b = plan_s.shape[0]
+    tokens = torch.cat([same.dense_a, same.dense_b]).reshape(2 * b, -1, ua.shape[-1])
+    position, view_mean, offset = variance_shares(F.normalize(tokens.float(), dim=-1))
+    n = plan_d.shape[1]
+    same_index = plan_d.argmax(dim=2) == torch.arange(n, device=plan_d.device)
+    eye = torch.eye(n, device=plan_s.device).expand(b, n, n)
+    return {
+        "position_share": position,
+        "view_mean_share": view_mean,
+        "common_offset": offset,
+        "same_index_rate_different": float(same_index.float().mean()),
+        "ot_same": float(cost_s.mean()),
+        "ot_different": float(cost_d.mean()),
+        "ot_ratio": float(cost_s.mean() / cost_d.mean().clamp(min=1e-12)),
+        "plan_accuracy": float(match_rates(plan_s, grid_a, grid_b).nanmean()),
+        "same_index_accuracy": float(match_rates(eye, grid_a, grid_b).nanmean()),
+        "plan_entropy": float(plan_entropy(plan_s).mean()),
+    }

@@ -1,0 +1,148 @@
+import math
+
+import pytest
+import torch
+
+from optiml_plugin import OPTiMLLoss
+from optiml_plugin.diagnostics import (
+    Gate,
+    diagnose,
+    match_rates,
+    plan_entropy,
+    variance_shares,
+)
+from optiml_plugin.models import OPTiML
+from optiml_plugin.viz.transport_plan import match_accuracy
+
+
+def test_variance_shares_of_pure_codes() -> None:
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(1, 9, 6, generator=g).expand(10, 9, 6)
+    img = torch.randn(10, 1, 6, generator=g).expand(10, 9, 6)
+    p, v, _ = variance_shares(pos)
+    assert p == pytest.approx(1.0) and v == pytest.approx(0.0, abs=1e-12)
+    p, v, _ = variance_shares(img)
+    assert p == pytest.approx(0.0, abs=1e-12) and v == pytest.approx(1.0)
+    # Independent noise: both shares near their chance levels 1/V and 1/N.
+    noise = torch.randn(400, 9, 6, generator=g)
+    p, v, offset = variance_shares(noise)
+    assert p < 0.01 and abs(v - 1 / 9) < 0.03 and offset < 0.1
+    # A common shift: the offset grows with it, the shares do not change.
+    p2, v2, offset2 = variance_shares(noise + 10.0)
+    # |mean| = 10 sqrt(6), spread = sqrt(6): the offset is the shift in spreads.
+    assert (
+        offset2 == pytest.approx(10.0, rel=0.02)
+        and p2 == pytest.approx(p)
+        and v2 == pytest.approx(v)
+    )
+
+
+def test_match_rates_agree_with_the_figure_helper() -> None:
+    g = torch.Generator().manual_seed(1)
+    plan = torch.rand(5, 16, 16, generator=g)
+    grid_a = torch.rand(5, 4, 4, 2, generator=g)
+    grid_b = grid_a + 0.05 * torch.randn(5, 4, 4, 2, generator=g)
+    rates = match_rates(plan, grid_a, grid_b)
+    for k in range(5):
+        ref = match_accuracy(plan[k], grid_a[k], grid_b[k])
+        assert (math.isnan(ref) and math.isnan(rates[k])) or rates[k] == pytest.approx(
+            ref
+        )
+
+
+def test_plan_entropy_of_uniform_and_permutation() -> None:
+    n = 9
+    uniform = torch.full((1, n, n), 1 / n**2)
+    perm = torch.eye(n)[torch.randperm(n)][None] / n
+    assert plan_entropy(uniform).item() == pytest.approx(1.0)
+    assert plan_entropy(perm).item() == pytest.approx(math.log(n) / math.log(n * n))
+
+
+def test_gate_names_each_failure() -> None:
+    good = {
+        "same_index_rate_different": 0.1,
+        "ot_ratio": 0.5,
+        "position_share": 0.2,
+        "view_mean_share": 0.3,
+        "plan_accuracy": 0.5,
+        "same_index_accuracy": 0.3,
+    }
+    assert Gate().failures(good) == []
+    for key, value in [
+        ("same_index_rate_different", 0.9),
+        ("ot_ratio", 0.95),
+        ("position_share", 0.98),
+        ("view_mean_share", 0.98),
+        ("plan_accuracy", 0.32),
+    ]:
+        failures = Gate().failures({**good, key: value})
+        assert len(failures) == 1 and key in failures[0]
+
+
+class _CodeModel(torch.nn.Module):
+    """Stands in for OPTiML: dense tokens are a fixed code chosen by the test."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        g = torch.Generator().manual_seed(0)
+        self.pos = torch.randn(16, 8, generator=g)
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = x.shape[0]
+        if self.kind == "position":
+            u = self.pos.expand(b, 16, 8)
+        else:  # content: each cell's token is the image value there (4x4 pooled)
+            u = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(2).transpose(1, 2)
+        return u.mean(1), u
+
+    def infuse(self, za, ua, zb, ub):  # noqa: ANN001, ANN201
+        return _Out(ua, ub)
+
+
+class _Out:
+    def __init__(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        self.dense_a, self.dense_b = a, b
+
+
+def _pairs(b: int = 6):
+    # View B is view A shifted by one cell to the right (4x4 grid of 8 px cells);
+    # every image is independent noise, so content identifies each cell.
+    g = torch.Generator().manual_seed(3)
+    full = torch.randn(b, 8, 32, 40, generator=g)
+    va, vb = full[..., :32], full[..., 8:40]
+    cells = (torch.arange(4) + 0.5) / 4
+    yy, xx = torch.meshgrid(cells, cells, indexing="ij")
+    ga = torch.stack([xx * 32 / 40, yy], -1).expand(b, 4, 4, 2)
+    gb = torch.stack([(xx * 32 + 8) / 40, yy], -1).expand(b, 4, 4, 2)
+    return va, vb, ga, gb
+
+
+def test_position_code_is_caught_and_content_passes() -> None:
+    loss = OPTiMLLoss(epsilon=0.01)
+    pos = diagnose(_CodeModel("position"), loss, *_pairs())
+    assert pos["position_share"] == pytest.approx(1.0)
+    assert pos["same_index_rate_different"] == 1.0
+    assert pos["ot_ratio"] == pytest.approx(1.0)
+    assert pos["plan_accuracy"] == pytest.approx(pos["same_index_accuracy"])
+    assert Gate().failures(pos)
+    content = diagnose(_CodeModel("content"), loss, *_pairs())
+    assert content["plan_accuracy"] > 0.9  # balanced OT: unmatched cells displace a few
+    assert content["same_index_accuracy"] == pytest.approx(0.0)
+    assert content["ot_ratio"] < 0.8 and content["same_index_rate_different"] < 0.5
+    assert content["position_share"] < 0.3
+
+
+def test_diagnose_runs_on_the_real_model_and_needs_two_images() -> None:
+    model = OPTiML("resnet18", global_dim=32, global_hidden_dim=32, dense_dim=16,
+                   dense_hidden_dim=32, cvsim_heads=2).eval()  # fmt: skip
+    va, vb, ga, gb = _pairs(3)
+    x = torch.randn(3, 3, 64, 64)
+    grid = ga.expand(3, 4, 4, 2)
+    out = model(x, x)
+    assert out.dense_a.shape[1:3] == (2, 2)
+    g2 = grid[:, :2, :2]
+    d = diagnose(model, OPTiMLLoss(), x, x.flip(-1), g2, g2.flip(2))
+    assert set(d) >= {"position_share", "plan_accuracy", "ot_ratio"}
+    with pytest.raises(ValueError, match="at least two images"):
+        diagnose(model, OPTiMLLoss(), x[:1], x[:1], g2[:1], g2[:1])

@@ -1,0 +1,185 @@
+"""Which OPTiML settings learn content rather than cell positions? Pretrains
+each variant on real radiographs and reports the diagnostics against the gate.
+
+    python tools/shortcut_study.py --variants old-default default --seeds 0 1 2 \\
+        --steps 300 --jobs 2 --out runs/shortcut_study
+
+Each run is ``tools/pretrain.py`` (ResNet-18, 160 px, batch 16, AdamW with the
+benchmark's settings) on ``cxr_pool/pool.txt`` with ``--diagnose-every``; the
+held-out pairs come from the test splits of ``mcsz_lungseg`` and
+``nih_cxr_sample`` (never in the pool). Runs go in parallel as single-thread
+processes (on a 2-core machine two of them do twice the work of one two-thread
+process). Writes ``study.json`` and ``study.md`` (the README's table) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from optiml_plugin.diagnostics import Gate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Flags on top of the package's defaults; "old-default" restores the settings the
+# positional-shortcut review measured (token statistics, no centring, absolute
+# epsilon, no flips).
+VARIANTS: dict[str, list[str]] = {
+    "default": [],
+    "old-default": [
+        "--dense-statistics", "tokens", "--center", "none", "--epsilon-scale",
+        "absolute", "--hflip-prob", "0", "--crop-scale", "0.3", "1.0",
+        "--position-weight", "0",
+    ],
+}  # fmt: skip
+
+SHOWN = (
+    "same_index_rate_different",
+    "ot_ratio",
+    "position_share",
+    "view_mean_share",
+    "plan_accuracy",
+    "same_index_accuracy",
+    "plan_entropy",
+)
+
+
+def held_out_list(data_root: Path, out: Path) -> Path:
+    """Writes the test-split images of mcsz_lungseg and nih_cxr_sample to a list."""
+    lines = []
+    for folder in ("mcsz_lungseg", "nih_cxr_sample"):
+        with open(data_root / folder / "labels.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                if row["split"] == "test":
+                    lines.append(f"{folder}/images/{row['file_name']}")
+    path = out / "held_out.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_one(args: argparse.Namespace, name: str, extra: list[str], seed: int) -> dict:
+    out = args.out / f"{name}_seed{seed}"
+    argv = [
+        sys.executable, str(ROOT / "tools" / "pretrain.py"),
+        "--data", str(args.data_root / "cxr_pool" / "pool.txt"),
+        "--data-root", str(args.data_root), "--image-size", "160",
+        "--backbone", "resnet18", "--global-dim", "512", "--global-hidden-dim", "512",
+        "--dense-dim", "128", "--dense-hidden-dim", "256", "--cvsim-heads", "4",
+        "--batch-size", "16", "--optimizer", "adamw", "--lr", str(args.lr),
+        "--weight-decay", "0.05", "--warmup-epochs", "0.25", "--epochs", "1000",
+        "--max-steps", str(args.steps), "--num-workers", "1",
+        "--checkpoint-every", str(10**9), "--log-every", "10",
+        "--accelerator", "cpu", "--devices", "1", "--no-figure", "--quiet",
+        "--diagnose-every", str(args.every), "--diagnose-data", str(args.held_out),
+        "--diagnose-pairs", str(args.pairs), "--seed", str(seed), "--out", str(out),
+        *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.time()
+    log = out.with_suffix(".log")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        proc = subprocess.run(argv, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} seed {seed} failed; see {log}")
+    report = json.loads((out / "diagnostics.json").read_text())
+    return {
+        "name": name,
+        "seed": seed,
+        "seconds": time.time() - start,
+        "history": report["history"],
+    }
+
+
+def at_step(history: list[dict], step: int) -> dict:
+    """The diagnostics at the last recorded step <= ``step``."""
+    return [h for h in history if h["step"] <= step][-1]
+
+
+def table(results: list[dict], steps: list[int], gate: Gate) -> str:
+    """Markdown: mean (min-max over seeds) of each figure, and the gate's verdict."""
+    head = "| variant | step | seeds | " + " | ".join(SHOWN) + " | gate |"
+    rows = [head, "|" + "---|" * (len(SHOWN) + 4)]
+    names = list(dict.fromkeys(r["name"] for r in results))
+    for name in names:
+        runs = [r for r in results if r["name"] == name]
+        for step in steps:
+            d = [at_step(r["history"], step) for r in runs]
+            cells = []
+            for key in SHOWN:
+                v = [x[key] for x in d]
+                m = sum(v) / len(v)
+                cells.append(
+                    f"{m:.3f}"
+                    if len(v) == 1
+                    else f"{m:.3f} ({min(v):.2f}-{max(v):.2f})"
+                )
+            passed = sum(not gate.failures(x) for x in d)
+            real = d[0]["step"]
+            rows.append(
+                f"| {name} | {real} | {len(d)} | "
+                + " | ".join(cells)
+                + f" | {passed}/{len(d)} pass |"
+            )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variants", nargs="+", default=["old-default", "default"])
+    p.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        help="NAME='--flag value ...' variants defined on the command line",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--report-steps", type=int, nargs="+", default=[100, 300])
+    p.add_argument("--every", type=int, default=50)
+    p.add_argument("--pairs", type=int, default=48)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--out", type=Path, default=Path("runs/shortcut_study"))
+    args = p.parse_args(argv)
+    pool = args.data_root / "cxr_pool" / "pool.txt"
+    if not pool.is_file():
+        p.error(f"{pool} not found: the study needs ../shared/data (see README)")
+    variants = dict(VARIANTS)
+    for item in args.extra:
+        name, _, flags = item.partition("=")
+        variants[name] = flags.split()
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.held_out = held_out_list(args.data_root, args.out)
+    jobs = [(n, variants[n], s) for s in args.seeds for n in args.variants]
+    start = time.time()
+    with ThreadPoolExecutor(args.jobs) as pool_exec:
+        results = list(pool_exec.map(lambda j: run_one(args, *j), jobs))
+    gate = Gate()
+    md = table(results, args.report_steps, gate)
+    summary = {
+        "command": " ".join(
+            ["python tools/shortcut_study.py", *(argv or sys.argv[1:])]
+        ),
+        "variants": {n: variants[n] for n in args.variants},
+        "wall_seconds": time.time() - start,
+        "gate": gate.__dict__,
+        "runs": results,
+    }
+    (args.out / "study.json").write_text(json.dumps(summary, indent=1))
+    (args.out / "study.md").write_text(md + "\n")
+    print(md)
+    print(f"\n{len(jobs)} runs in {(time.time() - start) / 60:.1f} min; {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
