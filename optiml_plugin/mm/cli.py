@@ -239,6 +239,7 @@ def resume_file(cfg: Config, resume: str | None) -> str | None:
 def train(argv: list[str] | None = None) -> None:
     """Entry point of ``tools/train.py``."""
     from optiml_plugin.mm.checkpoint import mmengine_checkpoints, register
+    from optiml_plugin.mm.dist import finish_distributed
 
     parser = common_parser("Fine-tune an OPTiML backbone with an mmdet or mmseg config")
     parser.add_argument("--amp", action="store_true", help="mixed precision training")
@@ -269,11 +270,13 @@ def train(argv: list[str] | None = None) -> None:
     # init_cfg files and everything else tensors only.
     with mmengine_checkpoints(resumed):
         build_runner(cfg).train()
+    finish_distributed()
 
 
 def test(argv: list[str] | None = None) -> None:
     """Entry point of ``tools/test.py``."""
     from optiml_plugin.mm.checkpoint import mmengine_checkpoints, register
+    from optiml_plugin.mm.dist import finish_distributed
 
     parser = common_parser("Evaluate a fine-tuned mmdet or mmseg checkpoint")
     parser.add_argument("checkpoint", help="checkpoint written by tools/train.py")
@@ -287,6 +290,7 @@ def test(argv: list[str] | None = None) -> None:
     register()
     with mmengine_checkpoints(args.checkpoint):
         metrics = build_runner(cfg).test()
+    finish_distributed()
     if args.out:
         import json
 

@@ -45,8 +45,11 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
             "error: distributed training on CPUs cannot use SyncBN; set the "
             "norm_cfg types to BN (e.g. --cfg-options model.backbone.norm_cfg.type=BN)"
         )
+    env_cfg = cfg.setdefault("env_cfg", {})
+    dist_cfg = env_cfg.setdefault("dist_cfg", {})
+    dist_cfg["backend"] = "gloo"  # what the run uses, and what its log says
     if not torch_dist.is_initialized():
-        timeout = cfg.get("env_cfg", {}).get("dist_cfg", {}).get("timeout", 1800)
+        timeout = dist_cfg.get("timeout", 1800)
         torch_dist.init_process_group(
             backend="gloo", timeout=datetime.timedelta(seconds=timeout)
         )
@@ -69,3 +72,14 @@ def _uses_sync_bn(node: Any) -> bool:
     if isinstance(node, (list, tuple)):
         return any(_uses_sync_bn(v) for v in node)
     return False
+
+
+def finish_distributed() -> None:
+    """After a successful run: wait for every rank, then close the process group.
+
+    Without it, the first rank to exit can tear down gloo's connections while
+    another is still saving or logging.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
