@@ -158,6 +158,23 @@ def test_missing_patch_fails_before_building(fake) -> None:
     assert _pip_calls(fake) == []
 
 
+@pytest.mark.parametrize("lack", ["compiler", "setuptools"])
+def test_other_build_needs_are_checked_first(fake, lack: str) -> None:
+    env = {}
+    if lack == "compiler":
+        env["CXX"] = "false"  # a "compiler" that compiles nothing
+        expected = "C++20 support in 'false'"
+    else:  # setuptools 81 has no pkg_resources, which mmcv's setup.py imports
+        stub = fake["stubs"] / "setuptools"
+        stub.mkdir()
+        (stub / "__init__.py").write_text("__version__ = '81.0.0'\n")
+        expected = "setuptools < 81"
+    proc = _run(fake, fake["tmp"] / "cache", **env)
+    assert proc.returncode == 1
+    assert expected in proc.stderr and "nothing was built" in proc.stderr
+    assert _pip_calls(fake) == []
+
+
 def test_cache_key_is_the_variant_mmcv_builds(fake) -> None:
     cache = fake["tmp"] / "cache"
     proc = _run(fake, cache)  # no GPU: CPU ops
