@@ -2,9 +2,12 @@
 
 Every local file that MMEngine, mmdet or mmseg reads (``load_from``, ``resume``,
 ``init_cfg=dict(type='Pretrained', ...)`` of any module) goes through
-:func:`load_local`, registered here as MMEngine's loader for local paths; the
-OPTiML backbone reads its pretrained file through :func:`load_tensors`. There are
-two modes and nothing is ever fully unpickled:
+:func:`load_local`, registered here as MMEngine's loader for local paths; every
+download (``http(s)://``, and ``torchvision://``, ``open-mmlab://``, ``mmcls://``,
+which MMEngine resolves to URLs) through :func:`load_from_url`, tensors only (torch's
+hub loader, which MMEngine uses, unpickles fully by default); the OPTiML backbone
+reads its pretrained file through :func:`load_tensors`. There are two modes and
+nothing is ever fully unpickled:
 
 * **Tensors only** (``torch.load(..., weights_only=True)``, explicit; torch's own
   allowlist of tensors, containers and plain values): pretrained backbones,
@@ -31,8 +34,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
 import torch
+from mmengine.dist import get_dist_info
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -153,9 +158,55 @@ def load_local(filename: str, map_location: Any = None) -> Any:
     return load_tensors(filename, map_location)
 
 
+def load_from_url(
+    url: str,
+    map_location: Any = None,
+    model_dir: str | None = None,
+    progress: bool = False,
+) -> Any:
+    """MMEngine's loader for downloads: cached by torch.hub, read tensors only.
+
+    As MMEngine's own, rank 0 downloads first and the other ranks read its copy.
+
+    Raises:
+        UnsafeCheckpointError: If the file pickles anything but tensors and plain data.
+    """
+
+    def fetch() -> Any:
+        try:
+            return torch.hub.load_state_dict_from_url(
+                url,
+                model_dir=model_dir,
+                map_location=map_location,
+                progress=progress,
+                weights_only=True,
+            )
+        except pickle.UnpicklingError as err:
+            raise _refusal(url, err, "tensors only") from None
+
+    rank, world_size = get_dist_info()
+    checkpoint = fetch() if rank == 0 else None
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            checkpoint = fetch()
+    return checkpoint
+
+
 def register() -> None:
-    """Makes :func:`load_local` MMEngine's loader for local files (idempotent)."""
+    """Makes this module MMEngine's checkpoint reader (idempotent).
+
+    :func:`load_local` for local paths and :func:`load_from_url` for ``http(s)://``;
+    MMEngine's ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` loaders call
+    ``load_from_http`` by its module-level name, which is pointed here too. (Its
+    ``pavi://`` and ``s3://`` loaders keep torch's default, tensors only since torch
+    2.6.)
+    """
     CheckpointLoader.register_scheme(prefixes="", loader=load_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=("http://", "https://"), loader=load_from_url, force=True
+    )
+    mmengine_checkpoint.load_from_http = load_from_url
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
@@ -165,7 +216,7 @@ def _existing(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _refusal(path: Path, err: Exception, mode: str) -> UnsafeCheckpointError:
+def _refusal(path: Path | str, err: Exception, mode: str) -> UnsafeCheckpointError:
     """Our error for torch's refusal: the file, the global, what the file was read as."""
     text = str(err)
     found = re.search(r"GLOBAL (\S+) (?:was not an allowed global|whose module)", text)

@@ -283,3 +283,27 @@ def test_honest_resume_and_test(
         ]
     )
     assert "dice/dice_all" in out.read_text()
+
+
+def test_downloads_are_tensors_only(
+    tmp_path: Path, marker: Path, r18_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """http(s) and the model-zoo schemes MMEngine resolves to URLs (torch's hub
+    loader, which MMEngine calls, unpickles fully by default)."""
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+
+    from optiml_plugin.mm.checkpoint import load_from_url
+
+    evil = booby_trap(load_tensors(r18_file), tmp_path / "evil.pth", marker)
+    url = evil.as_uri()  # file://, as a download (urllib reads it the same way)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_from_url(url, model_dir=str(tmp_path / "cache"))
+    assert url in str(err.value) and "builtins.exec" in str(err.value)
+    assert CheckpointLoader._get_checkpoint_loader("https://x/y.pth") is load_from_url
+    monkeypatch.setattr(
+        mmengine_checkpoint, "get_torchvision_models", lambda: {"evil": url}
+    )
+    with pytest.raises(UnsafeCheckpointError, match="builtins.exec"):
+        CheckpointLoader.load_checkpoint("torchvision://evil")
+    honest = load_from_url(r18_file.as_uri(), model_dir=str(tmp_path / "cache"))
+    assert set(honest) == set(load_tensors(r18_file))
