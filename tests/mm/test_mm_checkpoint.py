@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from mm_helpers import SEG, booby_trap, cpu_options, train_args
+from mm_helpers import CPU_LOADERS, REPO, SEG, booby_trap, cpu_options, train_args
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -307,3 +309,29 @@ def test_downloads_are_tensors_only(
         CheckpointLoader.load_checkpoint("torchvision://evil")
     honest = load_from_url(r18_file.as_uri(), model_dir=str(tmp_path / "cache"))
     assert set(honest) == set(load_tensors(r18_file))
+
+
+def test_tools_test_py_command_line(
+    tmp_path: Path, evil: Path, phantom_root: Path
+) -> None:
+    """The same refusal from the real command, in a process of its own."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "test.py"),
+            str(LUNGS),
+            str(evil),
+            "--data-root",
+            str(phantom_root),
+            "--work-dir",
+            str(tmp_path / "t"),
+            "--cfg-options",
+            *CPU_LOADERS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "UnsafeCheckpointError" in proc.stderr and "builtins.exec" in proc.stderr
+    assert str(evil) in proc.stderr
