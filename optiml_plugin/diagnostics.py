@@ -28,11 +28,19 @@ is measured on held-out view pairs and has a trivial reference next to it:
 Tokens are the dense embeddings after CV-SIM, L2-normalised (the cosine cost's
 view of them), *before* any centring the loss applies, so centring cannot hide a
 position code from these figures. Plans use the features alone (no spatial term).
+Batch-norm layers normalise with the held-out batch's own statistics, as in the
+training step that the diagnostics describe (``batch_norm="batch"``, the running
+statistics are left untouched); ``"running"`` uses the running statistics (eval
+mode). Early in training the two differ: after 100 steps on real radiographs the
+running statistics made two views of one image look *less* alike than views of
+two different images (OT ratio 1.24), the batch statistics did not (0.92).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -136,6 +144,26 @@ def plan_entropy(plan: Tensor) -> Tensor:
     return h / math.log(plan.shape[1] * plan.shape[2])
 
 
+@contextmanager
+def batch_statistics(model: torch.nn.Module) -> Iterator[None]:
+    """Batch-norm layers use each batch's statistics and leave their running
+    statistics unchanged (train mode with momentum 0); restored on exit."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]  # fmt: skip
+    saved = [(m.training, m.momentum, m.num_batches_tracked) for m in norms]
+    for m in norms:
+        m.train()
+        m.momentum = 0.0
+        if m.num_batches_tracked is not None:
+            m.num_batches_tracked = m.num_batches_tracked.clone()
+    try:
+        yield
+    finally:
+        for m, (training, momentum, tracked) in zip(norms, saved, strict=True):
+            m.train(training)
+            m.momentum = momentum
+            m.num_batches_tracked = tracked
+
+
 @torch.no_grad()
 def diagnose(
     model: OPTiML,
@@ -144,6 +172,7 @@ def diagnose(
     view_b: Tensor,
     grid_a: Tensor,
     grid_b: Tensor,
+    batch_norm: str = "batch",
 ) -> dict[str, float]:
     """Returns the diagnostics (see the module docstring) of a batch of pairs.
 
@@ -154,11 +183,20 @@ def diagnose(
         view_b: Second views of the same images, in the same order.
         grid_a: Cell positions of the first views, (B, g, g, 2).
         grid_b: Cell positions of the second views.
+        batch_norm: ``"batch"`` (default) or ``"running"`` statistics (see the
+            module docstring).
     """
     if view_a.shape[0] < 2:
         raise ValueError("diagnose needs at least two images (different-image pairs).")
-    za, ua = model.embed(view_a)
-    zb, ub = model.embed(view_b)
+    if batch_norm not in ("batch", "running"):
+        raise ValueError(f"batch_norm must be 'batch' or 'running', got {batch_norm!r}.")
+    if batch_norm == "batch":
+        with batch_statistics(model):
+            za, ua = model.embed(view_a)
+            zb, ub = model.embed(view_b)
+    else:
+        za, ua = model.embed(view_a)
+        zb, ub = model.embed(view_b)
     same = model.infuse(za, ua, zb, ub)
     roll = (1, 0)  # image k's view A against image k + 1's view B
     diff = model.infuse(za, ua, zb.roll(*roll), ub.roll(*roll))

@@ -146,3 +146,20 @@ def test_diagnose_runs_on_the_real_model_and_needs_two_images() -> None:
     assert set(d) >= {"position_share", "plan_accuracy", "ot_ratio"}
     with pytest.raises(ValueError, match="at least two images"):
         diagnose(model, OPTiMLLoss(), x[:1], x[:1], g2[:1], g2[:1])
+
+
+def test_batch_statistics_leave_running_statistics_untouched() -> None:
+    from optiml_plugin.diagnostics import batch_statistics
+
+    model = OPTiML("resnet18", global_dim=32, global_hidden_dim=32, dense_dim=16,
+                   dense_hidden_dim=32, cvsim_heads=2).eval()  # fmt: skip
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = 3 + 2 * torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        running = model.embed(x)[1]
+        with batch_statistics(model):
+            batch = model.embed(x)[1]
+    assert not torch.allclose(running, batch, atol=1e-3)  # the statistics differ
+    assert not model.training and not model.backbone.bn1.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k

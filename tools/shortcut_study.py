@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
 from optiml_plugin.diagnostics import Gate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,9 +100,20 @@ def run_one(args: argparse.Namespace, name: str, extra: list[str], seed: int) ->
     }
 
 
-def at_step(history: list[dict], step: int) -> dict:
-    """The diagnostics at the last recorded step <= ``step``."""
-    return [h for h in history if h["step"] <= step][-1]
+def at_step(history: list[dict], step: int) -> dict | None:
+    """The diagnostics recorded at ``step``, or None."""
+    found = [h for h in history if h["step"] == step]
+    return found[-1] if found else None
+
+
+def csv_history(run: Path) -> list[dict]:
+    """The ``diag/*`` rows of a run's metrics.csv (also for a run cut short)."""
+    rows = []
+    with open(run / "logs" / "metrics.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r.get("diag/position_share"):
+                rows.append({"step": int(r["step"]), **{k[5:]: float(v) for k, v in r.items() if k.startswith("diag/")}})  # fmt: skip
+    return rows
 
 
 def table(results: list[dict], steps: list[int], gate: Gate) -> str:
@@ -111,7 +124,9 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
     for name in names:
         runs = [r for r in results if r["name"] == name]
         for step in steps:
-            d = [at_step(r["history"], step) for r in runs]
+            d = [x for x in (at_step(r["history"], step) for r in runs) if x]
+            if not d:
+                continue
             cells = []
             for key in SHOWN:
                 v = [x[key] for x in d]
@@ -122,13 +137,39 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
                     else f"{m:.3f} ({min(v):.2f}-{max(v):.2f})"
                 )
             passed = sum(not gate.failures(x) for x in d)
-            real = d[0]["step"]
             rows.append(
-                f"| {name} | {real} | {len(d)} | "
+                f"| {name} | {step} | {len(d)} | "
                 + " | ".join(cells)
                 + f" | {passed}/{len(d)} pass |"
             )
     return "\n".join(rows)
+
+
+def collect(args: argparse.Namespace) -> int:
+    """Tabulates finished runs of several study folders into --out."""
+    results = []
+    for folder in args.collect:
+        for run in sorted(folder.glob("*_seed*/config.yaml")):
+            run = run.parent
+            name, _, seed = run.name.rpartition("_seed")
+            report = run / "diagnostics.json"
+            history = (
+                json.loads(report.read_text())["history"]
+                if report.is_file()
+                else csv_history(run)
+            )
+            if history:
+                results.append({
+                    "name": name, "seed": int(seed), "study": str(folder),
+                    "config": yaml.safe_load((run / "config.yaml").read_text()),
+                    "history": history,
+                })  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    md = table(results, args.report_steps, Gate())
+    (args.out / "study.json").write_text(json.dumps({"runs": results}, indent=1))
+    (args.out / "study.md").write_text(md + "\n")
+    print(md)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=Path("runs/shortcut_study"))
+    p.add_argument(
+        "--collect",
+        nargs="+",
+        type=Path,
+        help="only tabulate finished runs: study folders whose NAME_seedN/ hold "
+        "diagnostics.json and config.yaml",
+    )
     args = p.parse_args(argv)
+    if args.collect:
+        return collect(args)
     pool = args.data_root / "cxr_pool" / "pool.txt"
     if not pool.is_file():
         p.error(f"{pool} not found: the study needs ../shared/data (see README)")

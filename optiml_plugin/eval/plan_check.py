@@ -55,7 +55,9 @@ def plan_accuracy_and_figure(
     va, vb, ga, gb = (torch.stack(t) for t in zip(*pairs, strict=True))
     with torch.no_grad():
         out = module.model(va, vb)
-        plan, _ = module.criterion.transport_plan(out.dense_a, out.dense_b)
+        plan, _ = module.criterion.transport_plan(
+            out.dense_a, out.dense_b, features_only=True
+        )
     accuracy = _mean_accuracy(plan, ga, gb)
     same_index = torch.eye(plan.shape[1]).expand_as(plan)
     identity = _mean_accuracy(same_index, ga, gb)
@@ -63,7 +65,9 @@ def plan_accuracy_and_figure(
         a, b, g_a, g_b = overlay
         with torch.no_grad():
             o = module.model(a[None], b[None])
-            p, _ = module.criterion.transport_plan(o.dense_a, o.dense_b)
+            p, _ = module.criterion.transport_plan(
+                o.dense_a, o.dense_b, features_only=True
+            )
         acc = match_accuracy(p[0], g_a, g_b)
         fig = plot_transport_plan(
             denormalize(a), denormalize(b), p[0], g_a, g_b,

@@ -1,6 +1,7 @@
 """Logs OPTiML's positional-shortcut diagnostics during pretraining.
 
-Every ``every`` steps (and after the last one) the callback runs
+Before the first step (the untrained reference), every ``every`` steps and after
+the last one, the callback runs
 :func:`optiml_plugin.diagnostics.diagnose` on a fixed batch of held-out view
 pairs and logs each figure as ``diag/<name>`` (CSV and TensorBoard), so a run
 shows while it trains whether its tokens learn content or only cell positions.
@@ -85,6 +86,9 @@ class DiagnosticsCallback(pl.Callback):
         if log:  # straight to the loggers: no stale value at later log steps
             for logger in trainer.loggers:
                 logger.log_metrics({f"diag/{k}": v for k, v in values.items()}, step)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self._record(trainer, pl_module, log=True)  # the untrained reference
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: Any, *args: Any

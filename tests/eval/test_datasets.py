@@ -69,12 +69,12 @@ def test_tb_labels_follow_the_label_column() -> None:
     root = _shared("tbx11k_tb_detection")
     train = TBClassificationDataset(root, "train", image_size=32)
     test = TBClassificationDataset(root, "test", image_size=32)
-    assert (len(train), len(test)) == (91, 29)
+    assert (len(train), len(test)) == (296, 104)
     labels = torch.stack(
         [lab for _, lab in test.samples] + [lab for _, lab in train.samples]
     )
-    # 65 active only, 35 latent only, 20 both (the data set's README)
-    assert labels.sum(0).tolist() == [85.0, 55.0]
+    # 316 active only, 64 latent only, 20 both (the data set's README)
+    assert labels.sum(0).tolist() == [336.0, 84.0]
     assert (labels.sum(1) == 2).sum() == 20
     data = build_eval_data(f"shared:{SHARED}", image_size=32)
     assert data.classes == ("active_tb", "latent_tb") and len(data.seg_test) > 0
