@@ -189,7 +189,9 @@ def diagnose(
     if view_a.shape[0] < 2:
         raise ValueError("diagnose needs at least two images (different-image pairs).")
     if batch_norm not in ("batch", "running"):
-        raise ValueError(f"batch_norm must be 'batch' or 'running', got {batch_norm!r}.")
+        raise ValueError(
+            f"batch_norm must be 'batch' or 'running', got {batch_norm!r}."
+        )
     if batch_norm == "batch":
         with batch_statistics(model):
             za, ua = model.embed(view_a)

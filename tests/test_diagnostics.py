@@ -119,7 +119,9 @@ def _pairs(b: int = 6):
 
 
 def test_position_code_is_caught_and_content_passes() -> None:
-    loss = OPTiMLLoss(epsilon=0.01)
+    loss = OPTiMLLoss(
+        epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute"
+    )  # what sees a position code
     pos = diagnose(_CodeModel("position"), loss, *_pairs())
     assert pos["position_share"] == pytest.approx(1.0)
     assert pos["same_index_rate_different"] == 1.0

@@ -61,7 +61,9 @@ def main() -> None:
     module.eval()
     held_out = PhantomDataset(num_images=32, size=192, seed=99, transform=transform)
     d = diagnose(module.model, module.criterion, *view_pairs(held_out, range(32), 1))
-    print(f"loss {loss or 'defaults'}, cvsim={args.cvsim}, {args.steps} steps ({elapsed:.0f} s)")
+    print(
+        f"loss {loss or 'defaults'}, cvsim={args.cvsim}, {args.steps} steps ({elapsed:.0f} s)"
+    )
     print(
         f"  plan at the true cell {d['plan_accuracy']:.3f} vs same-index plan "
         f"{d['same_index_accuracy']:.3f}; different images: same-index peak "

@@ -68,7 +68,8 @@ class OPTiML(nn.Module):
     Examples:
         >>> model = OPTiML("resnet18", global_dim=512, dense_dim=128)
         >>> out = model(view_a, view_b)
-        >>> loss = OPTiMLLoss()(out.dense_a, out.dense_b, out.global_a, out.global_b)
+        >>> loss = OPTiMLLoss()(out.dense_a, out.dense_b, out.global_a, out.global_b,
+        ...                    grid_a=grid_a, grid_b=grid_b)
     """
 
     def __init__(

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--crop-scale", type=float, nargs=2, default=(0.3, 1.0))
     d.add_argument("--degrees", type=float, default=10.0, help="maximum rotation")
     d.add_argument(
-        "--hflip-prob", type=float, default=0.0, help="horizontal flip, per view"
+        "--hflip-prob", type=float, default=0.5, help="horizontal flip, per view"
     )
     d.add_argument("--num-local-views", type=int, default=0)
     d.add_argument("--num-workers", type=int, default=2)
@@ -81,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument(
         "--transport", choices=("sinkhorn", "emd", "identity"), default="sinkhorn"
     )
-    lo.add_argument("--position-weight", type=float, default=0.0)
+    lo.add_argument(
+        "--position-weight",
+        type=float,
+        default=20.0,
+        help="weight of the grid-distance term in the training plan's cost",
+    )
     lo.add_argument("--global-weight", type=float, default=0.25)
     lo.add_argument(
         "--vicregl-alpha",
@@ -92,20 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument(
         "--dense-statistics",
         choices=("tokens", "batch", "both", "residual"),
-        default="tokens",
+        default="residual",
         help="dense var/cov over each image's cells, across the batch, or both",
     )
     lo.add_argument("--cost", choices=("cosine", "l2"), default="cosine")
     lo.add_argument(
         "--center",
         choices=("none", "batch", "view", "position", "double"),
-        default="none",
+        default="double",
         help="what is subtracted from the tokens before the cost",
     )
     lo.add_argument(
         "--epsilon-scale",
         choices=("absolute", "relative"),
-        default="absolute",
+        default="relative",
         help="epsilon in cost units, or relative to each image's cost range",
     )
     dg = p.add_argument_group("diagnostics")

@@ -234,7 +234,10 @@ class CVSIMTransform(ImageGridTransform):
         global_scale: Crop area range of the global views.
         local_scale: Crop area range of the local views.
         degrees: Maximum rotation.
-        hf_prob: Horizontal flip probability (0: laterality matters).
+        hf_prob: Horizontal flip probability of each view, drawn independently
+            (0.5 by default, so that cell i of one view is often not the same
+            anatomy as cell i of the other and a code of the cell's position
+            cannot align the views; 0 keeps laterality).
         grid_size: Grid cells per side of a global view (``size // 32`` if None).
         num_channels: Output channels (3 replicated grey, or 1).
         blur_probs: Blur probability of the first and the other views (asymmetric,
@@ -253,7 +256,7 @@ class CVSIMTransform(ImageGridTransform):
         global_scale: tuple[float, float] = (0.3, 1.0),
         local_scale: tuple[float, float] = (0.05, 0.3),
         degrees: float = 10.0,
-        hf_prob: float = 0.0,
+        hf_prob: float = 0.5,
         grid_size: int | None = None,
         num_channels: int = 3,
         blur_probs: tuple[float, float] = (0.8, 0.2),

@@ -9,6 +9,31 @@ from lightly.loss.vicreg_loss import VICRegLoss, invariance_loss
 
 from optiml_plugin import OPTiMLLoss
 
+# The settings these tests were written for; each test names what it changes.
+# The package's defaults are tested in test_defaults_*.
+PLAIN = {"position_weight": 0.0, "dense_statistics": "tokens", "center": "none",
+         "epsilon_scale": "absolute"}  # fmt: skip
+
+
+def _loss(*args: float, **kwargs: object) -> OPTiMLLoss:
+    return OPTiMLLoss(*args, **{**PLAIN, **kwargs})
+
+
+def test_defaults_are_the_measured_ones_and_need_the_grids() -> None:
+    loss = OPTiMLLoss()
+    assert (loss.dense_statistics, loss.center, loss.cost, loss.epsilon_scale) == (
+        "residual",
+        "double",
+        "cosine",
+        "relative",
+    )
+    assert loss.position_weight == 20.0 and loss.epsilon == 0.05
+    a, b = _dense(0), _dense(1)
+    with pytest.raises(ValueError, match="needs grid_a and grid_b .*CVSIMTransform"):
+        loss(a, b)
+    grid = torch.rand(4, 9, 2, dtype=torch.float64)
+    assert torch.isfinite(loss(a, b, grid_a=grid, grid_b=grid))
+
 
 def _dense(seed: int, b: int = 4, n: int = 9, d: int = 8) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
@@ -21,22 +46,22 @@ def test_symmetric_in_the_two_views() -> None:
         torch.randn(4, 6, dtype=torch.float64),
         torch.randn(4, 6, dtype=torch.float64),
     )
-    loss = OPTiMLLoss(num_iters=5000)  # converged: the fixed point is symmetric
+    loss = _loss(num_iters=5000)  # converged: the fixed point is symmetric
     assert torch.allclose(loss(a, b, za, zb), loss(b, a, zb, za), atol=1e-7)
-    exact = OPTiMLLoss(transport="emd")
+    exact = _loss(transport="emd")
     assert torch.allclose(exact(a, b), exact(b, a), atol=1e-9)
 
 
 def test_accepts_grid_layout_and_token_layout_alike() -> None:
     a, b = _dense(0, n=9), _dense(1, n=9)
-    loss = OPTiMLLoss()
+    loss = _loss()
     assert torch.allclose(
         loss(a, b), loss(a.reshape(4, 3, 3, 8), b.reshape(4, 3, 3, 8))
     )
 
 
 def test_shape_errors_are_value_errors() -> None:
-    loss = OPTiMLLoss()
+    loss = _loss()
     a = _dense(0)
     with pytest.raises(ValueError, match="dense_a must have shape"):
         loss(a[0], a)
@@ -51,16 +76,16 @@ def test_shape_errors_are_value_errors() -> None:
     with pytest.raises(ValueError, match="global batch size"):
         loss(a, a, torch.randn(3, 5), torch.randn(3, 5))
     with pytest.raises(ValueError, match="needs grid_a and grid_b"):
-        OPTiMLLoss(position_weight=1.0)(a, a)
+        _loss(position_weight=1.0)(a, a)
     with pytest.raises(ValueError, match="N == M"):
-        OPTiMLLoss(transport="identity")(a, _dense(1, n=4))
+        _loss(transport="identity")(a, _dense(1, n=4))
     with pytest.raises(ValueError, match="transport must be one of"):
-        OPTiMLLoss(transport="greedy")
+        _loss(transport="greedy")
 
 
 def test_batch_size_one_is_an_error() -> None:
     with pytest.raises(ValueError, match="batch size of at least 2"):
-        OPTiMLLoss()(_dense(0, b=1), _dense(1, b=1))
+        _loss()(_dense(0, b=1), _dense(1, b=1))
 
 
 def test_gradient_reaches_both_views() -> None:
@@ -68,7 +93,7 @@ def test_gradient_reaches_both_views() -> None:
     b = _dense(1).float().requires_grad_()
     za = torch.randn(4, 6, requires_grad=True)
     zb = torch.randn(4, 6, requires_grad=True)
-    OPTiMLLoss()(a, b, za, zb).backward()
+    _loss()(a, b, za, zb).backward()
     for t in (a, b, za, zb):
         assert (
             t.grad is not None
@@ -83,7 +108,7 @@ def test_zero_and_constant_features_stay_finite(value: float) -> None:
     b = torch.full((4, 9, 8), value, requires_grad=True)
     za = torch.full((4, 6), value, requires_grad=True)
     zb = torch.full((4, 6), value, requires_grad=True)
-    loss = OPTiMLLoss()(a, b, za, zb)
+    loss = _loss()(a, b, za, zb)
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(a.grad).all() and torch.isfinite(za.grad).all()
@@ -117,9 +142,7 @@ def test_hand_computed_small_case(stats: str) -> None:
     )
     b = torch.tensor([[[0.0, 1.0], [1.0, 0.0]], [[r, r], [-r, r]]], dtype=torch.float64)
     alpha, beta, eta, eps = 2.0, 3.0, 0.5, 1e-4
-    loss = OPTiMLLoss(
-        alpha, beta, eta, transport="emd", dense_statistics=stats, eps=eps
-    )
+    loss = _loss(alpha, beta, eta, transport="emd", dense_statistics=stats, eps=eps)
     terms = loss.terms(a, b)
     assert terms["ot"].item() == pytest.approx(0.5, abs=1e-12)
     an, bn = a.numpy(), b.numpy()
@@ -133,7 +156,7 @@ def test_hand_computed_small_case(stats: str) -> None:
         alpha * 0.5 + beta * var + eta * cov, abs=1e-12
     )
     # Entropic OT approaches the exact value as epsilon shrinks.
-    approx = OPTiMLLoss(
+    approx = _loss(
         alpha=alpha, beta=beta, eta=eta, epsilon=0.005, num_iters=2000, eps=eps
     )
     assert approx.terms(a, b)["ot"].item() == pytest.approx(0.5, abs=5e-3)
@@ -146,9 +169,7 @@ def test_identity_plan_reduces_to_vicreg_terms() -> None:
     a, b = _dense(0), _dense(1)
     d = a.shape[-1]
     alpha, beta, eta = 25.0, 25.0, 1.0
-    ours = OPTiMLLoss(alpha, beta, eta, transport="identity", dense_statistics="batch")(
-        a, b
-    )
+    ours = _loss(alpha, beta, eta, transport="identity", dense_statistics="batch")(a, b)
     vicreg_var_cov = VICRegLoss(lambda_param=0.0, mu_param=beta, nu_param=eta)(a, b)
     inv = invariance_loss(F.normalize(a, dim=-1), F.normalize(b, dim=-1))
     assert ours.item() == pytest.approx(
@@ -162,7 +183,7 @@ def test_global_part_is_lightly_vicreg() -> None:
         torch.randn(4, 6, dtype=torch.float64),
         torch.randn(4, 6, dtype=torch.float64),
     )
-    loss = OPTiMLLoss(alpha=10.0, beta=5.0, eta=2.0, global_weight=0.4)
+    loss = _loss(alpha=10.0, beta=5.0, eta=2.0, global_weight=0.4)
     terms = loss.terms(a, b, za, zb)
     ref = VICRegLoss(lambda_param=10.0, mu_param=5.0, nu_param=2.0)(za, zb)
     assert terms["global"].item() == pytest.approx(ref.item(), rel=1e-10)
@@ -176,8 +197,8 @@ def test_ot_term_ignores_token_order_but_identity_does_not() -> None:
     a = _dense(0)
     perm = torch.randperm(9, generator=torch.Generator().manual_seed(0))
     b = a + 0.01 * _dense(1)
-    ot = OPTiMLLoss(transport="emd")
-    ident = OPTiMLLoss(transport="identity")
+    ot = _loss(transport="emd")
+    ident = _loss(transport="identity")
     assert ot.terms(a, b[:, perm])["ot"].item() == pytest.approx(
         ot.terms(a, b)["ot"].item(), abs=1e-9
     )
@@ -196,7 +217,7 @@ def test_position_term_matches_cells_by_location() -> None:
     perm = torch.tensor([4, 0, 8, 2, 6, 1, 3, 5, 7])
     grid_b = grid_a[:, perm]
     feats = torch.ones(2, 9, 4)
-    loss = OPTiMLLoss(transport="emd", position_weight=1.0)
+    loss = _loss(transport="emd", position_weight=1.0)
     plan, _ = loss.transport_plan(feats, feats, grid_a, grid_b)
     assert torch.equal(plan[0].argmax(dim=1), torch.argsort(perm))
 
@@ -205,7 +226,7 @@ def test_finite_under_bf16_autocast() -> None:
     a = _dense(0).float().requires_grad_()
     b = _dense(1).float().requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = OPTiMLLoss(epsilon=1e-3)(a.bfloat16(), b.bfloat16())
+        out = _loss(epsilon=1e-3)(a.bfloat16(), b.bfloat16())
     out.backward()
     assert torch.isfinite(out) and torch.isfinite(a.grad).all()
 
@@ -218,16 +239,16 @@ def test_token_statistics_see_spatial_collapse_that_batch_statistics_miss() -> N
     a = per_image.expand(8, 9, 8)
     b = a + 0.0
     eps = 1e-4
-    batch = OPTiMLLoss(dense_statistics="batch", eps=eps).terms(a, b)
-    tokens = OPTiMLLoss(dense_statistics="tokens", eps=eps).terms(a, b)
-    both = OPTiMLLoss(dense_statistics="both", eps=eps).terms(a, b)
+    batch = _loss(dense_statistics="batch", eps=eps).terms(a, b)
+    tokens = _loss(dense_statistics="tokens", eps=eps).terms(a, b)
+    both = _loss(dense_statistics="both", eps=eps).terms(a, b)
     assert batch["dense_var"].item() < 0.2
     assert tokens["dense_var"].item() == pytest.approx(1 - math.sqrt(eps), abs=1e-9)
     assert tokens["dense_cov"].item() == pytest.approx(0.0, abs=1e-12)
     mean = 0.5 * (batch["dense_var"] + tokens["dense_var"])
     assert both["dense_var"].item() == pytest.approx(mean.item(), abs=1e-12)
     with pytest.raises(ValueError, match="dense_statistics"):
-        OPTiMLLoss(dense_statistics="cells")
+        _loss(dense_statistics="cells")
 
 
 def test_plan_is_detached_so_the_cost_gradient_is_plan_over_batch() -> None:
@@ -237,7 +258,7 @@ def test_plan_is_detached_so_the_cost_gradient_is_plan_over_batch() -> None:
 
     a = _dense(0, b=3).requires_grad_()
     b = _dense(1, b=3)
-    loss = OPTiMLLoss(epsilon=0.1, num_iters=200)
+    loss = _loss(epsilon=0.1, num_iters=200)
     loss.terms(a, b)["ot"].backward()
     cost = loss.cost_matrix(a, b).detach()
     assert loss.num_iters == 200
@@ -255,7 +276,7 @@ def test_plan_is_detached_so_the_cost_gradient_is_plan_over_batch() -> None:
 def test_cost_is_float32_under_bf16_autocast() -> None:
     # The cost's docstring: float32 even when the tokens come from bf16 autocast.
     a, b = _dense(0).float(), _dense(1).float()
-    loss = OPTiMLLoss()
+    loss = _loss()
     ref = loss.cost_matrix(a, b)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cost = loss.cost_matrix(a, b)
@@ -270,19 +291,19 @@ def test_centring_removes_what_it_names() -> None:
     img = torch.randn(4, 1, 8, generator=g, dtype=torch.float64)
     content = 0.01 * torch.randn(4, 9, 8, generator=g, dtype=torch.float64)
     q = 5.0 + pos + img + content
-    double = OPTiMLLoss(cost="l2", center="double").cost_tokens(q, q)[0]
+    double = _loss(cost="l2", center="double").cost_tokens(q, q)[0]
     expected = content - content.mean(0, keepdim=True) - content.mean(1, keepdim=True)
     expected = expected + content.mean(dim=(0, 1), keepdim=True)
     assert torch.allclose(double, expected, atol=1e-12)
-    view = OPTiMLLoss(cost="l2", center="view").cost_tokens(q, q)[0]
+    view = _loss(cost="l2", center="view").cost_tokens(q, q)[0]
     assert torch.allclose(
         view.mean(dim=1), torch.zeros(4, 8, dtype=q.dtype), atol=1e-12
     )
-    pos_c = OPTiMLLoss(cost="l2", center="position").cost_tokens(q, q)[0]
+    pos_c = _loss(cost="l2", center="position").cost_tokens(q, q)[0]
     assert torch.allclose(
         pos_c.mean(dim=0), torch.zeros(9, 8, dtype=q.dtype), atol=1e-12
     )
-    batch = OPTiMLLoss(cost="l2", center="batch").cost_tokens(q, q)[0]
+    batch = _loss(cost="l2", center="batch").cost_tokens(q, q)[0]
     assert torch.allclose(
         batch.mean(dim=(0, 1)), torch.zeros(8, dtype=q.dtype), atol=1e-12
     )
@@ -294,7 +315,7 @@ def test_common_offset_cannot_lower_a_centred_cost() -> None:
     a, b = _dense(0), _dense(1)
     shift = torch.zeros(8, dtype=torch.float64)
     shift[0] = 100.0
-    plain, centred = OPTiMLLoss(center="none"), OPTiMLLoss(center="batch")
+    plain, centred = _loss(center="none"), _loss(center="batch")
     assert plain.terms(a + shift, b + shift)["ot"] < 0.05 * plain.terms(a, b)["ot"]
     assert torch.allclose(
         centred.terms(a + shift, b + shift)["ot"], centred.terms(a, b)["ot"]
@@ -303,15 +324,15 @@ def test_common_offset_cannot_lower_a_centred_cost() -> None:
 
 def test_l2_cost_is_mse_of_the_matched_tokens() -> None:
     a, b = _dense(0), _dense(1)
-    loss = OPTiMLLoss(cost="l2", transport="identity")
+    loss = _loss(cost="l2", transport="identity")
     expected = (a - b).pow(2).mean()
     assert torch.allclose(loss.terms(a, b)["ot"], expected, atol=1e-12)
 
 
 def test_relative_epsilon_makes_the_plan_scale_free() -> None:
     a, b = _dense(0), _dense(1)
-    rel = OPTiMLLoss(cost="l2", epsilon_scale="relative", num_iters=300)
-    absolute = OPTiMLLoss(cost="l2", epsilon_scale="absolute", num_iters=300)
+    rel = _loss(cost="l2", epsilon_scale="relative", num_iters=300)
+    absolute = _loss(cost="l2", epsilon_scale="absolute", num_iters=300)
     p1, _ = rel.transport_plan(a, b)
     p10, _ = rel.transport_plan(10 * a, 10 * b)
     assert torch.allclose(p1, p10, atol=1e-6)
@@ -323,10 +344,10 @@ def test_relative_epsilon_makes_the_plan_scale_free() -> None:
 def test_features_only_plan_ignores_the_spatial_term() -> None:
     a, b = _dense(0), _dense(1)
     grid = torch.rand(4, 9, 2, dtype=torch.float64)
-    loss = OPTiMLLoss(position_weight=10.0)
+    loss = _loss(position_weight=10.0)
     with pytest.raises(ValueError, match="needs grid_a and grid_b"):
         loss.transport_plan(a, b)
-    plain, _ = OPTiMLLoss().transport_plan(a, b)
+    plain, _ = _loss().transport_plan(a, b)
     feats, _ = loss.transport_plan(a, b, features_only=True)
     spatial, _ = loss.transport_plan(a, b, grid, grid.flip(1))
     assert torch.allclose(plain, feats)
@@ -343,7 +364,7 @@ def test_features_only_plan_ignores_the_spatial_term() -> None:
 )
 def test_unknown_options_are_named(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        OPTiMLLoss(**kwargs)
+        _loss(**kwargs)
 
 
 def test_residual_statistics_reward_neither_position_nor_image_codes() -> None:
@@ -357,9 +378,7 @@ def test_residual_statistics_reward_neither_position_nor_image_codes() -> None:
     worst = 1 - math.sqrt(eps)
 
     def var(stats: str, q: torch.Tensor) -> float:
-        return (
-            OPTiMLLoss(dense_statistics=stats, eps=eps).terms(q, q)["dense_var"].item()
-        )
+        return _loss(dense_statistics=stats, eps=eps).terms(q, q)["dense_var"].item()
 
     assert var("tokens", pos) < 0.05 and var("batch", pos) == pytest.approx(worst)
     assert var("batch", img) < 0.05 and var("tokens", img) == pytest.approx(worst)
@@ -375,7 +394,7 @@ def test_residual_statistics_reward_neither_position_nor_image_codes() -> None:
         + q.mean((0, 1), keepdim=True)
     )
     flat = r.reshape(-1, 8)
-    terms = OPTiMLLoss(dense_statistics="residual", eps=eps).terms(q, q)
+    terms = _loss(dense_statistics="residual", eps=eps).terms(q, q)
     from lightly.loss.vicreg_loss import covariance_loss, variance_loss
 
     assert terms["dense_var"].item() == pytest.approx(variance_loss(flat, eps).item())
