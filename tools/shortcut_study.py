@@ -96,6 +96,7 @@ def run_one(args: argparse.Namespace, name: str, extra: list[str], seed: int) ->
         "name": name,
         "seed": seed,
         "seconds": time.time() - start,
+        "config": yaml.safe_load((out / "config.yaml").read_text()),
         "history": report["history"],
     }
 
@@ -116,10 +117,27 @@ def csv_history(run: Path) -> list[dict]:
     return rows
 
 
+def settings(config: dict | None) -> str:
+    """The options that the study varies, from a run's config.yaml."""
+    if not config:
+        return ""
+    flip = config.get("hflip_prob", 0.0)
+    return (
+        f"{config.get('dense_statistics')} / {config.get('center', 'none')} / "
+        f"{config.get('cost', 'cosine')} / {config.get('epsilon_scale', 'absolute')} / "
+        f"{config.get('position_weight', 0.0):g} / {flip:g} / {config.get('lr'):g} / "
+        f"{config.get('epsilon', 0.05):g} / {config.get('cvsim', 'global')}"
+    )
+
+
 def table(results: list[dict], steps: list[int], gate: Gate) -> str:
     """Markdown: mean (min-max over seeds) of each figure, and the gate's verdict."""
-    head = "| variant | step | seeds | " + " | ".join(SHOWN) + " | gate |"
-    rows = [head, "|" + "---|" * (len(SHOWN) + 4)]
+    head = (
+        "| variant | statistics / centring / cost / epsilon scale / grid weight / flip / "
+        "lr / epsilon / CV-SIM "
+        "| step | seeds | " + " | ".join(SHOWN) + " | gate |"
+    )
+    rows = [head, "|" + "---|" * (len(SHOWN) + 5)]
     names = list(dict.fromkeys(r["name"] for r in results))
     for name in names:
         runs = [r for r in results if r["name"] == name]
@@ -137,10 +155,11 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
                     else f"{m:.3f} ({min(v):.2f}-{max(v):.2f})"
                 )
             passed = sum(not gate.failures(x) for x in d)
+            met = sorted(5 - len(gate.failures(x)) for x in d)
             rows.append(
-                f"| {name} | {step} | {len(d)} | "
+                f"| {name} | {settings(runs[0].get('config'))} | {step} | {len(d)} | "
                 + " | ".join(cells)
-                + f" | {passed}/{len(d)} pass |"
+                + f" | {passed}/{len(d)} pass ({'/'.join(map(str, met))} of 5) |"
             )
     return "\n".join(rows)
 
@@ -153,15 +172,19 @@ def collect(args: argparse.Namespace) -> int:
             run = run.parent
             name, _, seed = run.name.rpartition("_seed")
             report = run / "diagnostics.json"
-            history = (
-                json.loads(report.read_text())["history"]
-                if report.is_file()
-                else csv_history(run)
-            )
+            rediag = run / "rediag" / "diagnostics.json"
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            if rediag.is_file():  # the last checkpoint, diagnosed by tools/diagnose.py
+                final = json.loads(rediag.read_text())["diagnostics"]
+                history = [{"step": config["max_steps"], **final}]
+            elif report.is_file():
+                history = json.loads(report.read_text())["history"]
+            else:
+                history = csv_history(run)
             if history:
                 results.append({
                     "name": name, "seed": int(seed), "study": str(folder),
-                    "config": yaml.safe_load((run / "config.yaml").read_text()),
+                    "config": config,
                     "history": history,
                 })  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
