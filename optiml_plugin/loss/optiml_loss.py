@@ -96,7 +96,9 @@ class OPTiMLLoss(nn.Module):
             gradient), so that the plan's sharpness does not depend on the
             features' current scale.
         gather_distributed: Gather embeddings from all processes before the
-            variance and covariance terms (as Lightly's losses do).
+            variance and covariance terms (as Lightly's losses do; for
+            ``"residual"`` the centring of the statistics then uses the global
+            batch, while the cost is centred over each process's own batch).
         eps: Numerical epsilon of the variance term.
 
     Examples:
@@ -224,6 +226,13 @@ class OPTiMLLoss(nn.Module):
     def _dense_var_cov(self, qa: Tensor, qb: Tensor) -> tuple[Tensor, Tensor]:
         """VICReg variance and covariance of the dense tokens (see dense_statistics)."""
         stats = []
+        gathered = (
+            self.gather_distributed
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        )
+        if gathered and self.dense_statistics in ("residual", "batch", "both"):
+            qa, qb = torch.cat(gather(qa), 0), torch.cat(gather(qb), 0)
         if self.dense_statistics == "residual":
             # Over all cells of all images, after removing each position's and
             # each image's mean: neither a position code nor an image code has
@@ -231,12 +240,6 @@ class OPTiMLLoss(nn.Module):
             ra, rb = _center(qa, "double"), _center(qb, "double")
             stats.append((ra.reshape(-1, ra.shape[-1]), rb.reshape(-1, rb.shape[-1])))
         if self.dense_statistics in ("batch", "both"):
-            if (
-                self.gather_distributed
-                and dist.is_initialized()
-                and dist.get_world_size() > 1
-            ):
-                qa, qb = torch.cat(gather(qa), 0), torch.cat(gather(qb), 0)
             stats.append((qa, qb))
         if self.dense_statistics in ("tokens", "both"):
             # Cells first: the statistics are taken over each image's tokens.
