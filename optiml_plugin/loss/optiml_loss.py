@@ -277,30 +277,40 @@ class OPTiMLLoss(nn.Module):
         ``features_only=True`` leaves out the spatial term (for diagnostics: does
         the plan find corresponding cells from the features alone?).
         """
-        device = dense_a.device.type
-        with torch.autocast(device_type=device, enabled=False):
+        return self._costs(dense_a, dense_b, grid_a, grid_b, features_only)[1]
+
+    def _costs(
+        self,
+        dense_a: Tensor,
+        dense_b: Tensor,
+        grid_a: Tensor | None,
+        grid_b: Tensor | None,
+        features_only: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """The feature cost and the full cost (feature cost + spatial term)."""
+        with torch.autocast(device_type=dense_a.device.type, enabled=False):
             qa, qb = self.cost_tokens(dense_a, dense_b)
             if self.cost == "cosine":
-                cost = 1.0 - qa @ qb.transpose(1, 2)
+                feats = 1.0 - qa @ qb.transpose(1, 2)
             else:
-                cost = torch.cdist(qa, qb).pow(2) / qa.shape[-1]
-            if self.position_weight > 0 and not features_only:
-                if grid_a is None or grid_b is None:
-                    raise ValueError(
-                        f"position_weight={self.position_weight:g} needs grid_a and "
-                        "grid_b (CVSIMTransform returns them); set position_weight=0 "
-                        "for a plan from the features alone."
-                    )
-                pa, pb = _tokens(grid_a, "grid_a"), _tokens(grid_b, "grid_b")
-                if pa.shape[:2] != qa.shape[:2] or pb.shape[:2] != qb.shape[:2]:
-                    raise ValueError(
-                        f"grids {tuple(grid_a.shape)}, {tuple(grid_b.shape)} do not "
-                        f"match the dense embeddings {tuple(dense_a.shape)}, "
-                        f"{tuple(dense_b.shape)}."
-                    )
-                dist2 = torch.cdist(pa.to(cost.dtype), pb.to(cost.dtype)).pow(2)
-                cost = cost + self.position_weight * 0.5 * dist2
-        return cost
+                feats = torch.cdist(qa, qb).pow(2) / qa.shape[-1]
+            if self.position_weight <= 0 or features_only:
+                return feats, feats
+            if grid_a is None or grid_b is None:
+                raise ValueError(
+                    f"position_weight={self.position_weight:g} needs grid_a and "
+                    "grid_b (CVSIMTransform returns them); set position_weight=0 "
+                    "for a plan from the features alone."
+                )
+            pa, pb = _tokens(grid_a, "grid_a"), _tokens(grid_b, "grid_b")
+            if pa.shape[:2] != qa.shape[:2] or pb.shape[:2] != qb.shape[:2]:
+                raise ValueError(
+                    f"grids {tuple(grid_a.shape)}, {tuple(grid_b.shape)} do not "
+                    f"match the dense embeddings {tuple(dense_a.shape)}, "
+                    f"{tuple(dense_b.shape)}."
+                )
+            dist2 = torch.cdist(pa.to(feats.dtype), pb.to(feats.dtype)).pow(2)
+            return feats, feats + self.position_weight * 0.5 * dist2
 
     def transport_plan(
         self,
@@ -311,14 +321,11 @@ class OPTiMLLoss(nn.Module):
         features_only: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """Returns the plan (no gradient) and the cost (with gradient), (B, N, M)."""
-        cost = self.cost_matrix(dense_a, dense_b, grid_a, grid_b, features_only)
+        feats, cost = self._costs(dense_a, dense_b, grid_a, grid_b, features_only)
         with torch.no_grad():
             if self.transport == "sinkhorn":
                 scaled = cost.detach()
                 if self.epsilon_scale == "relative":
-                    feats = scaled
-                    if self.position_weight > 0 and not features_only:
-                        feats = self.cost_matrix(dense_a, dense_b, features_only=True)
                     rows = feats.amax(dim=2) - feats.amin(dim=2)
                     scaled = scaled / rows.mean(dim=1).clamp(min=1e-6)[:, None, None]
                 plan = ot.sinkhorn(scaled, self.epsilon, self.num_iters)

@@ -399,3 +399,20 @@ def test_residual_statistics_reward_neither_position_nor_image_codes() -> None:
 
     assert terms["dense_var"].item() == pytest.approx(variance_loss(flat, eps).item())
     assert terms["dense_cov"].item() == pytest.approx(2 * covariance_loss(flat).item())
+
+
+def test_relative_epsilon_is_scaled_by_the_feature_cost_alone() -> None:
+    # With the grid term on, epsilon is relative to the feature cost's mean row
+    # range, not to the whole cost's (which the grid term would dominate).
+    from optiml_plugin import ot
+
+    a, b = _dense(0), _dense(1)
+    grid_a = torch.rand(4, 9, 2, dtype=torch.float64)
+    grid_b = torch.rand(4, 9, 2, dtype=torch.float64)
+    loss = _loss(epsilon_scale="relative", position_weight=20.0)
+    plan, cost = loss.transport_plan(a, b, grid_a, grid_b)
+    feats = loss.cost_matrix(a, b, features_only=True)
+    scale = (feats.amax(2) - feats.amin(2)).mean(1)[:, None, None]
+    assert torch.allclose(plan, ot.sinkhorn(cost / scale, 0.05, 100), atol=1e-10)
+    whole = (cost.amax(2) - cost.amin(2)).mean(1)[:, None, None]
+    assert not torch.allclose(plan, ot.sinkhorn(cost / whole, 0.05, 100), atol=1e-3)
