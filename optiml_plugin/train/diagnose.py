@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hflip-prob", type=float)
     args = p.parse_args(argv)
     from optiml_plugin.train.diagnostics_callback import view_pairs
-    from optiml_plugin.train.pretrain import build_transform
+    from optiml_plugin.train.pretrain import build_transform, image_dataset
     from optiml_plugin.viz.transport_plan import denormalize, plot_transport_plan
 
     module = load_module(args.checkpoint)
@@ -73,20 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         hflip_prob=saved.get("hflip_prob", 0.0) if args.hflip_prob is None else args.hflip_prob,
         num_local_views=0,
     )  # fmt: skip
-    transform = build_transform(view)
-    if args.data == "phantom":
-        from optiml_plugin.data.phantom import PhantomDataset
-
-        data = PhantomDataset(
-            num_images=args.pairs,
-            size=saved.get("phantom_size", 256),
-            seed=saved.get("seed", 0) + 2_000_003,
-            transform=transform,
-        )
-    else:
-        from optiml_plugin.data.folder import ImageFolderDataset
-
-        data = ImageFolderDataset(args.data, transform=transform, root=args.data_root)
+    data = image_dataset(
+        args.data, build_transform(view), args.pairs, saved.get("phantom_size", 256),
+        saved.get("seed", 0) + 2_000_003, "skip", args.data_root,
+    )  # fmt: skip
     pairs = view_pairs(data, range(min(args.pairs, len(data))), seed=args.seed)
     d = diagnose(module.model, module.criterion, *pairs)
     failures = Gate().failures(d)

@@ -190,22 +190,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_dataset(args: argparse.Namespace) -> Any:
-    """Returns the training dataset with the CV-SIM transform."""
+def image_dataset(
+    source: str,
+    transform: Any,
+    num_images: int,
+    phantom_size: int,
+    seed: int,
+    on_error: str = "skip",
+    root: str | None = None,
+) -> Any:
+    """``num_images`` phantoms drawn with ``seed`` when ``source`` is ``"phantom"``,
+    else the radiographs of a folder or ``.txt`` list (see ``ImageFolderDataset``)."""
     from optiml_plugin.data.folder import ImageFolderDataset
     from optiml_plugin.data.phantom import PhantomDataset
 
-    transform = build_transform(args)
-    if args.data == "phantom":
+    if source == "phantom":
         return PhantomDataset(
-            num_images=args.num_images,
-            size=args.phantom_size,
-            seed=args.seed,
-            transform=transform,
+            num_images=num_images, size=phantom_size, seed=seed, transform=transform
         )
-    return ImageFolderDataset(
-        args.data, transform=transform, on_error=args.on_error, root=args.data_root
-    )
+    return ImageFolderDataset(source, transform=transform, on_error=on_error, root=root)
+
+
+def build_dataset(args: argparse.Namespace) -> Any:
+    """Returns the training dataset with the CV-SIM transform."""
+    return image_dataset(
+        args.data, build_transform(args), args.num_images, args.phantom_size,
+        args.seed, args.on_error, args.data_root,
+    )  # fmt: skip
 
 
 def build_transform(args: argparse.Namespace, n_local_views: int | None = None) -> Any:
@@ -223,26 +234,17 @@ def build_transform(args: argparse.Namespace, n_local_views: int | None = None) 
 
 def build_diagnostics(args: argparse.Namespace) -> Any:
     """Returns the diagnostics callback on fixed held-out pairs (``--diagnose-*``)."""
-    from optiml_plugin.data.folder import ImageFolderDataset
-    from optiml_plugin.data.phantom import PhantomDataset
     from optiml_plugin.train.diagnostics_callback import (
         DiagnosticsCallback,
         view_pairs,
     )
 
-    transform = build_transform(args, n_local_views=0)
-    source = args.diagnose_data or args.data
-    if source == "phantom":
-        data: Any = PhantomDataset(
-            num_images=args.diagnose_pairs,
-            size=args.phantom_size,
-            seed=args.seed + 1_000_003,  # disjoint from the training phantoms
-            transform=transform,
-        )
-    else:
-        data = ImageFolderDataset(
-            source, transform=transform, on_error=args.on_error, root=args.data_root
-        )
+    data = image_dataset(
+        args.diagnose_data or args.data, build_transform(args, n_local_views=0),
+        args.diagnose_pairs, args.phantom_size,
+        args.seed + 1_000_003,  # phantoms disjoint from the training ones
+        args.on_error, args.data_root,
+    )  # fmt: skip
     n = min(args.diagnose_pairs, len(data))
     pairs = view_pairs(data, range(n), seed=args.seed)
     return DiagnosticsCallback(

@@ -132,3 +132,30 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     assert ckpt.stat().st_mtime_ns == stamp  # step 4 was not trained (and saved) again
     assert saved and (out / "checkpoints" / "step=24.ckpt").is_file()
     assert (out / "backbone.pth").is_file()
+
+
+def test_diagnostics_are_logged_during_a_run_and_recomputed_from_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    from optiml_plugin.train.diagnose import main as diagnose_main
+
+    out = tmp_path / "run"
+    argv = [*TINY, "--max-steps", "4", "--diagnose-every", "2", "--diagnose-pairs", "8"]
+    assert main([*argv, "--out", str(out)]) == 0
+    report = json.loads((out / "diagnostics.json").read_text())
+    assert [h["step"] for h in report["history"]] == [0, 2, 4]
+    assert isinstance(report["gate_failures"], list)
+    with open(out / "logs" / "metrics.csv") as f:
+        logged = [r for r in csv.DictReader(f) if r.get("diag/position_share")]
+    assert [int(r["step"]) for r in logged] == [0, 2, 4]
+    assert (out / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"
+    # The checkpoint alone is diagnosed by the CLI (view settings read from the
+    # run's config.yaml; its held-out phantoms are drawn anew).
+    diag = tmp_path / "diag"
+    assert diagnose_main([str(out / "checkpoints" / "last.ckpt"), "--out", str(diag),
+                          "--pairs", "8"]) == 0  # fmt: skip
+    again = json.loads((diag / "diagnostics.json").read_text())
+    assert again["pairs"] == 8 and set(again["diagnostics"]) == set(report["final"]) - {
+        "step"
+    }
+    assert (diag / "transport_plan.png").is_file()
