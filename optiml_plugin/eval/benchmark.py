@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument(
+        "--preset",
+        choices=("phantom", "cpu-real", "paper"),
+        default="phantom",
+        help="phantom: the no-download default below; cpu-real: real chest X-rays "
+        "on a 2-core CPU (see optiml_plugin.eval.real.preset, own options); paper: "
+        "the paper's protocol on GPUs (see PAPER_PRESET)",
+    )
     p.add_argument("--out", type=Path, default=Path("results/benchmark"))
     p.add_argument(
         "--work",
@@ -402,9 +410,24 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def _preset(argv: list[str]) -> str:
+    """The ``--preset`` value of ``argv`` ("phantom" when absent)."""
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--preset="):
+            return a.split("=", 1)[1]
+    return "phantom"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark; ``--readme README.md`` also rewrites its Results section."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    preset = _preset(argv)
+    if preset == "cpu-real":
+        from optiml_plugin.eval.real.preset import main as real_main
+
+        return real_main(argv)
     args = build_parser().parse_args(argv)
     if args.render_only is not None:
         json_path = args.render_only
