@@ -16,6 +16,7 @@ rewrites the README's real-data results section from that JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -23,6 +24,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -87,7 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs", type=int, default=2, help="parallel single-thread processes"
     )
-    p.add_argument("--readme", type=Path, default=None)
+    p.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="also rewrite this README's real-data results section from the JSON",
+    )
+    p.add_argument(
+        "--render-only",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="run nothing: re-render report.md and the figure (beside JSON) and "
+        "--readme from JSON",
+    )
     p.add_argument("--note", default="")
     return p
 
@@ -338,15 +353,50 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the preset (or, with ``--render-only JSON``, only re-renders)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    results = run(args, argv)
-    print(f"\ncpu-real benchmark finished in {results['meta']['wall_s']:.0f} s: "
-          f"{args.out / 'report.md'}")  # fmt: skip
-    if args.readme is not None:
-        from optiml_plugin.eval.real.report import update_readme
+    from optiml_plugin.eval.real.report import (
+        render_figure,
+        render_report,
+        update_readme,
+    )
 
-        rel = os.path.relpath(
-            (args.out / "benchmark.json").resolve(), args.readme.resolve().parent
+    if args.render_only is not None:
+        json_path = args.render_only
+        results = json.loads(json_path.read_text())
+        results["figure"] = render_figure(
+            results, json_path.parent / "paired_differences.png"
         )
+        (json_path.parent / "report.md").write_text(render_report(results))
+        print(f"rendered {json_path.parent / 'report.md'}")
+    else:
+        json_path = args.out / "benchmark.json"
+        with work_lock(args.work):
+            results = run(args, argv)
+        print(f"\ncpu-real benchmark finished in {results['meta']['wall_s']:.0f} s: "
+              f"{args.out / 'report.md'}")  # fmt: skip
+    if args.readme is not None:
+        rel = os.path.relpath(json_path.resolve(), args.readme.resolve().parent)
         update_readme(args.readme, results, rel)
         print(f"updated {args.readme}")
     return 0
+
+
+@contextlib.contextmanager
+def work_lock(work: Path) -> Iterator[None]:
+    """Holds ``work/.lock``: a second benchmark on the same folder would write
+    into the runs of the first.
+
+    Raises:
+        RuntimeError: Another process holds the lock.
+    """
+    import fcntl
+
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"{work} is in use by another cpu-real benchmark; wait for it or "
+                "give another --work."
+            ) from None
+        yield
