@@ -28,6 +28,7 @@ import os
 import platform
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,24 @@ from optiml_plugin.eval.variants import (
 )
 
 COMMAND = "python tools/benchmark.py"
+
+# ``--preset paper``: the paper's protocol on GPUs, as option defaults that later
+# options override. NIH ChestX-ray14 from ``tools/prepare_data.py nih --out
+# data/nih``; pretraining as the authors' earlier recipe (configs/pretrain/
+# nih_resnet50.yaml: ResNet-50, 224 px, batch 64 per GPU, LARS at 0.2 per 256
+# images, 300 epochs) with DDP over every visible GPU and bf16; linear probes on
+# the official test list at 1 / 10 / 100 % of the labels. Fine-tuned AUROC, the
+# figure published anchors report, is ``tools/eval_cls.py --modes finetune`` on
+# the exported backbones (README, "Benchmarks").
+PAPER_PRESET = [
+    "--data", "nih:data/nih", "--eval-data", "nih:data/nih/train.csv,data/nih/test.csv",
+    "--backbone", "resnet50", "--image-size", "224", "--batch-size", "64",
+    "--optimizer", "lars", "--lr", "0.2", "--weight-decay", "1e-6",
+    "--warmup-epochs", "10", "--epochs", "300", "--max-steps", "-1",
+    "--devices", "auto", "--precision", "bf16-mixed", "--num-workers", "8",
+    "--seeds", "0", "1", "2", "--ablations", "--fractions", "0.01", "0.1", "1.0",
+    "--out", "results/paper", "--work", "runs/paper",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,8 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--backbone", default="resnet18")
     q.add_argument("--max-steps", type=int, default=40, help="pretraining steps")
     q.add_argument("--batch-size", type=int, default=16)
-    q.add_argument("--lr", type=float, default=0.01, help="AdamW, per 256 images")
+    q.add_argument("--lr", type=float, default=0.01, help="base lr per 256 images")
+    q.add_argument("--optimizer", choices=("adamw", "lars"), default="adamw")
+    q.add_argument("--weight-decay", type=float, default=0.05)
     q.add_argument("--warmup-epochs", type=float, default=0.25)
+    q.add_argument(
+        "--epochs",
+        type=int,
+        default=1000,
+        help="pretraining epochs (with --max-steps -1)",
+    )
     q.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     q.add_argument("--probe-epochs", type=int, default=100)
     q.add_argument("--dense-probe-epochs", type=int, default=60)
@@ -132,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument(
+        "--devices",
+        default="1",
+        help="pretraining devices; other than 1, each run is a tools/pretrain.py "
+        "process that Lightning's DDP launches over them",
+    )
+    p.add_argument("--precision", default="auto", help="pretraining precision")
     p.add_argument(
         "--readme",
         type=Path,
@@ -167,6 +201,8 @@ def pretrain_data(args: argparse.Namespace, work: Path) -> str:
     """The ``--data`` of pretraining; ``shared:ROOT`` becomes a list file of the
     images of its two data sets."""
     kind, _, root = args.data.partition(":")
+    if kind == "nih":
+        return nih_train_list(Path(root), work)
     if kind != "shared":
         return args.data
     images = []
@@ -176,6 +212,23 @@ def pretrain_data(args: argparse.Namespace, work: Path) -> str:
         raise FileNotFoundError(f"{root}: no images under */images/")
     listing = work / "pretrain_images.txt"
     listing.write_text("".join(f"{p.resolve()}\n" for p in images))
+    return str(listing)
+
+
+def nih_train_list(root: Path, work: Path) -> str:
+    """A list file of the NIH training images (``ROOT/train.csv`` of
+    ``tools/prepare_data.py nih``): pretraining never sees val or test images."""
+    table = root / "train.csv"
+    if not table.is_file():
+        raise FileNotFoundError(
+            f"{table}: not found; convert NIH ChestX-ray14 first: python "
+            f"tools/prepare_data.py nih ... --out {root}"
+        )
+    with open(table, newline="") as f:
+        paths = [(root / r["path"]).resolve() for r in csv.DictReader(f)]
+    work.mkdir(parents=True, exist_ok=True)
+    listing = work / "pretrain_images.txt"
+    listing.write_text("".join(f"{p}\n" for p in paths))
     return str(listing)
 
 
@@ -326,7 +379,15 @@ def quality(args: argparse.Namespace, base_argv: list[str], fig_dir: Path) -> di
              "--seed", str(seed), "--out", str(run_dir)]
         )  # fmt: skip
         t1 = time.perf_counter()
-        pretrain_run(pargs)
+        if str(args.devices) == "1":
+            pretrain_run(pargs)
+        else:  # DDP relaunches the script it runs: let that be tools/pretrain.py
+            run_argv = [*base_argv, "--method", spec["method"], *spec["extra"],
+                        "--seed", str(seed), "--out", str(run_dir)]  # fmt: skip
+            subprocess.run(
+                [sys.executable, str(Path(__file__).resolve().parents[2] / "tools" / "pretrain.py"), *run_argv],
+                check=True,
+            )  # fmt: skip
         pretrain_s = time.perf_counter() - t1
         t1 = time.perf_counter()
         backbone = load_backbone(run_dir / "backbone.pth")
@@ -428,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         from optiml_plugin.eval.real.preset import main as real_main
 
         return real_main(argv)
+    if preset == "paper":
+        argv = [*PAPER_PRESET, *argv]
     args = build_parser().parse_args(argv)
     if args.render_only is not None:
         json_path = args.render_only

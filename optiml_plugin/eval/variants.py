@@ -41,12 +41,13 @@ def pretrain_argv(args: argparse.Namespace, data: str) -> list[str]:
         "--backbone", args.backbone, "--global-dim", str(dims[0]),
         "--global-hidden-dim", str(dims[1]), "--dense-dim", str(dims[2]),
         "--dense-hidden-dim", str(dims[3]), "--cvsim-heads", "4",
-        "--batch-size", str(args.batch_size), "--optimizer", "adamw",
-        "--lr", str(args.lr), "--weight-decay", "0.05",
-        "--warmup-epochs", str(args.warmup_epochs), "--epochs", "1000",
+        "--batch-size", str(args.batch_size), "--optimizer", args.optimizer,
+        "--lr", str(args.lr), "--weight-decay", str(args.weight_decay),
+        "--warmup-epochs", str(args.warmup_epochs), "--epochs", str(args.epochs),
         "--max-steps", str(args.max_steps), "--num-workers", str(args.num_workers),
         "--checkpoint-every", str(10**9), "--log-every", "2", "--accelerator",
-        "gpu" if str(args.device).startswith("cuda") else "cpu", "--devices", "1",
+        "gpu" if str(args.device).startswith("cuda") else "cpu",
+        "--devices", str(args.devices), "--precision", args.precision,
         "--no-figure", "--quiet",
     ]  # fmt: skip
 
