@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--image-size", type=int, default=128)
     d.add_argument("--eval-train", type=int, default=384, help="probe phantoms")
     d.add_argument("--eval-test", type=int, default=192, help="test phantoms")
+    d.add_argument(
+        "--lesion-scale",
+        type=float,
+        default=1.0,
+        help="size factor of the evaluation phantoms' nodules and opacities",
+    )
     d.add_argument("--num-workers", type=int, default=1)
     q = p.add_argument_group("quality")
     q.add_argument("--methods", nargs="+", default=list(BASE_METHODS))
@@ -343,7 +349,7 @@ def quality(args: argparse.Namespace, base_argv: list[str], fig_dir: Path) -> di
     t0 = time.perf_counter()
     data = build_eval_data(
         args.eval_data, args.image_size, args.eval_train, args.eval_test,
-        args.phantom_size,
+        args.phantom_size, args.lesion_scale,
     )  # fmt: skip
     evaluator = Evaluator(data, args)
     results["eval_data"] = {

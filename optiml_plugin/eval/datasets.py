@@ -49,6 +49,7 @@ class PhantomEvalDataset(Dataset):
         image_size: Side of the evaluation images and masks.
         seed: Dataset seed (see :class:`PhantomDataset`).
         lesion_prob: Probability that a phantom has any lesion.
+        lesion_scale: Size factor of nodules and opacities.
 
     ``labels`` is the float multi-hot over ``LESION_CLASSES``; ``mask`` is
     (image_size, image_size) int64: 0 background, 1 lung, 2 lesion.
@@ -64,9 +65,14 @@ class PhantomEvalDataset(Dataset):
         image_size: int = 224,
         seed: int = PHANTOM_TRAIN_SEED,
         lesion_prob: float = 0.5,
+        lesion_scale: float = 1.0,
     ) -> None:
         self.phantoms = PhantomDataset(
-            num_images=num_images, size=size, seed=seed, lesion_prob=lesion_prob
+            num_images=num_images,
+            size=size,
+            seed=seed,
+            lesion_prob=lesion_prob,
+            lesion_scale=lesion_scale,
         )
         self.transform = EvalTransform(image_size)
         self.image_size = image_size
@@ -198,6 +204,7 @@ def build_eval_data(
     num_train: int = 384,
     num_test: int = 192,
     phantom_size: int = 256,
+    lesion_scale: float = 1.0,
 ) -> EvalData:
     """Returns the evaluation sets named by ``source``.
 
@@ -210,16 +217,22 @@ def build_eval_data(
         num_train: Phantom training images of the probes.
         num_test: Phantom test images.
         phantom_size: Side of the generated phantoms.
+        lesion_scale: Size factor of the phantoms' nodules and opacities.
     """
     kind, _, arg = source.partition(":")
     if kind == "phantom":
         train = PhantomEvalDataset(
-            num_train, phantom_size, image_size, PHANTOM_TRAIN_SEED
-        )
-        test = PhantomEvalDataset(num_test, phantom_size, image_size, PHANTOM_TEST_SEED)
+            num_train, phantom_size, image_size, PHANTOM_TRAIN_SEED,
+            lesion_scale=lesion_scale,
+        )  # fmt: skip
+        test = PhantomEvalDataset(
+            num_test, phantom_size, image_size, PHANTOM_TEST_SEED,
+            lesion_scale=lesion_scale,
+        )  # fmt: skip
         return EvalData(
             train, test, LESION_CLASSES, train, test, PHANTOM_SEG_CLASSES,
-            f"phantoms ({num_train} train / {num_test} test, {phantom_size} px)",
+            f"phantoms ({num_train} train / {num_test} test, {phantom_size} px, "
+            f"lesion scale {lesion_scale:g})",
         )  # fmt: skip
     if kind in ("covid", "tbx11k", "shared") and not arg:
         raise ValueError(f"{source}: give the folder, e.g. {kind}:/path")

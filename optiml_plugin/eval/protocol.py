@@ -34,13 +34,19 @@ def linear_probe_auroc(
     epochs: int = 100,
     lr: float = 3e-3,
     optimizer: str = "lbfgs",
+    min_labels: int = 5,
 ) -> dict[str, dict[str, float]]:
     """AUROC (mean and per class) of a linear probe trained on each label fraction.
 
     The subsets come from :func:`label_fraction_indices` with ``seed`` (nested).
+    A class with fewer than ``min_labels`` positives or negatives in a subset
+    has no AUROC at that fraction (NaN, left out of the mean, listed under
+    ``"too_few_labels"``): a probe fitted on one or two positives measures the
+    draw, not the features.
 
     Returns:
-        ``{fraction_key: {"mean": ..., class: ..., "num_train": n}}``.
+        ``{fraction_key: {"mean": ..., class: ..., "num_train": n,
+        "too_few_labels": [...]}}``.
     """
     out = {}
     for fraction in fractions:
@@ -55,7 +61,21 @@ def linear_probe_auroc(
         )
         scores = probe(test_features).detach()
         result = auroc_per_class(scores, test_labels, classes)
-        out[fraction_key(fraction)] = {**result, "num_train": len(idx)}
+        positives = train_labels[idx].sum(dim=0)
+        few = [
+            c
+            for c, p in zip(classes, positives.tolist(), strict=True)
+            if min(p, len(idx) - p) < min_labels
+        ]
+        for c in few:
+            result[c] = math.nan
+        kept = [result[c] for c in classes if math.isfinite(result[c])]
+        result["mean"] = sum(kept) / len(kept) if kept else math.nan
+        out[fraction_key(fraction)] = {
+            **result,
+            "num_train": len(idx),
+            "too_few_labels": few,
+        }
     return out
 
 

@@ -1,5 +1,7 @@
 """Linear and dense probes learn what is linearly present in frozen features."""
 
+import math
+
 import torch
 
 from optiml_plugin.eval.linear_probe import train_linear_probe
@@ -35,9 +37,22 @@ def test_fewer_labels_give_a_weaker_probe_here() -> None:
     x, y = _separable(400, 0)
     x[:, 2:] *= 3  # more noise dimensions to overfit with few labels
     xt, yt = _separable(200, 1)
-    out = linear_probe_auroc(x, y, xt, yt, ["a", "b"], [0.01, 1.0], seed=0, epochs=30)
+    out = linear_probe_auroc(
+        x, y, xt, yt, ["a", "b"], [0.01, 1.0], seed=0, epochs=30, min_labels=1
+    )
     assert out["1%"]["num_train"] == 4 and out["100%"]["num_train"] == 400
     assert out["100%"]["mean"] > out["1%"]["mean"]
+
+
+def test_a_fraction_with_too_few_labels_has_no_auroc() -> None:
+    x, y = _separable(400, 0)
+    xt, yt = _separable(200, 1)
+    out = linear_probe_auroc(
+        x, y, xt, yt, ["a", "b"], [0.01, 0.1, 1.0], seed=0, epochs=30
+    )
+    assert out["1%"]["too_few_labels"] == ["a", "b"]  # 4 images
+    assert math.isnan(out["1%"]["mean"]) and math.isnan(out["1%"]["a"])
+    assert out["10%"]["too_few_labels"] == [] and out["10%"]["mean"] > 0.9
 
 
 def test_dense_probe_recovers_a_coarse_segmentation() -> None:

@@ -28,6 +28,8 @@ class PhantomDataset(Dataset):
         transform: Applied to each PIL image (mode ``L``).
         lesion_prob: Probability that an image has any lesion.
         max_lesions: Maximum number of lesions per image.
+        lesion_scale: Size factor of nodules and opacities (see
+            :func:`generate_phantom`).
 
     Returns from ``__getitem__``: ``(transform(image) or image, image_labels)``
     with ``image_labels`` a float32 multi-hot tensor over :data:`LESION_CLASSES`.
@@ -41,6 +43,7 @@ class PhantomDataset(Dataset):
         transform: Callable[[Image.Image], Any] | None = None,
         lesion_prob: float = 0.5,
         max_lesions: int = 3,
+        lesion_scale: float = 1.0,
     ) -> None:
         if num_images < 1:
             raise ValueError(f"num_images must be >= 1, got {num_images}.")
@@ -53,6 +56,7 @@ class PhantomDataset(Dataset):
         self.transform = transform
         self.lesion_prob = float(lesion_prob)
         self.max_lesions = int(max_lesions)
+        self.lesion_scale = float(lesion_scale)
 
     def __len__(self) -> int:
         return self.num_images
@@ -76,6 +80,7 @@ class PhantomDataset(Dataset):
             size=self.size,
             lesion_prob=self.lesion_prob,
             max_lesions=self.max_lesions,
+            lesion_scale=self.lesion_scale,
         )
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:

@@ -76,7 +76,11 @@ def _low_frequency_field(size: int, exposure: _Exposure) -> np.ndarray:
 
 
 def generate_phantom(
-    seed: int, size: int = 256, lesion_prob: float = 0.5, max_lesions: int = 3
+    seed: int,
+    size: int = 256,
+    lesion_prob: float = 0.5,
+    max_lesions: int = 3,
+    lesion_scale: float = 1.0,
 ) -> Phantom:
     """Generates one synthetic chest radiograph (deterministic in its arguments).
 
@@ -87,6 +91,8 @@ def generate_phantom(
             ``max_lesions`` lesions of random classes are drawn (a lesion that
             cannot be placed is dropped, which is rare).
         max_lesions: Maximum number of lesions (>= 1).
+        lesion_scale: Size factor of nodules and opacities (> 0); 1 keeps the
+            defaults (nodule radius 1.2-3 % of ``size``, opacity extent 5-10 %).
 
     Returns:
         The phantom. The anatomy, exposure and noise depend only on ``seed`` and
@@ -102,13 +108,17 @@ def generate_phantom(
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}.")
     _check_args(size, lesion_prob, max_lesions)
+    if not lesion_scale > 0:
+        raise ValueError(f"lesion_scale must be > 0, got {lesion_scale}.")
     anatomy_rng, lesion_rng, noise_rng = np.random.default_rng(seed).spawn(3)
 
     clean, lung_mask, airs, softs = _anatomy(size, anatomy_rng)
     exposure = _sample_exposure(noise_rng)
     noise = noise_rng.standard_normal((size, size), dtype=np.float32)
     field = _low_frequency_field(size, exposure)
-    lesions = _lesions(lesion_rng, lung_mask, airs, softs, lesion_prob, max_lesions)
+    lesions = _lesions(
+        lesion_rng, lung_mask, airs, softs, lesion_prob, max_lesions, lesion_scale
+    )
 
     atten = clean
     lesion_mask = np.zeros((size, size), dtype=np.uint8)

@@ -41,13 +41,14 @@ def _pick_pixel(
 
 
 def _nodule(
-    rng: np.random.Generator, lung: np.ndarray, size: int
+    rng: np.random.Generator, lung: np.ndarray, size: int, scale: float = 1.0
 ) -> tuple[np.ndarray, tuple[slice, slice]] | None:
-    """A round, well-defined, slightly lobulated dense blob (projected sphere)."""
+    """A round, well-defined, slightly lobulated dense blob (projected sphere);
+    radius 1.2-3 % of the image side times ``scale``."""
     center = _pick_pixel(rng, lung)
     if center is None:
         return None
-    radius = max(rng.uniform(0.012, 0.03) * size, 2.5)
+    radius = max(rng.uniform(0.012, 0.03) * scale * size, 2.5)
     rs, cs, rows, cols = _window(center, int(radius * 1.2) + 2, size)
     dy, dx = rows - center[0], cols - center[1]
     theta = np.arctan2(dy, dx)
@@ -62,12 +63,14 @@ def _opacity(
     air: np.ndarray,
     soft: np.ndarray,
     size: int,
+    scale: float = 1.0,
 ) -> tuple[np.ndarray, tuple[slice, slice]] | None:
-    """An ill-defined patchy region: thresholded sum of blurred blobs filling air."""
+    """An ill-defined patchy region: thresholded sum of blurred blobs filling air;
+    extent 5-10 % of the image side times ``scale``."""
     center = _pick_pixel(rng, air > 0.6 * air.max())
     if center is None:
         return None
-    extent = rng.uniform(0.05, 0.10) * size
+    extent = rng.uniform(0.05, 0.10) * scale * size
     rs, cs, rows, cols = _window(center, int(1.6 * extent) + 2, size)
     field = np.zeros((rows.size, cols.size), dtype=np.float32)
     for _ in range(int(rng.integers(3, 7))):
@@ -125,8 +128,12 @@ def _lesions(
     softs: np.ndarray,
     lesion_prob: float,
     max_lesions: int,
+    lesion_scale: float = 1.0,
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Draws the lesions; returns ``(class, mask, contribution)`` in drawing order.
+
+    ``lesion_scale`` multiplies the size of nodules and opacities (effusions
+    already span a lung's base).
 
     Each contribution is soft-thresholded, so the mask is exactly its support.
     A lesion is redrawn until at least ``_MIN_INSIDE_LUNG`` of its mask lies in its
@@ -159,9 +166,9 @@ def _lesions(
             continue
         for attempt in range(_MAX_TRIES):
             if cls == _NODULE:
-                drawn = _nodule(rng, lung, size)
+                drawn = _nodule(rng, lung, size, lesion_scale)
             elif cls == _OPACITY:
-                drawn = _opacity(rng, airs[side], softs[side], size)
+                drawn = _opacity(rng, airs[side], softs[side], size, lesion_scale)
             else:
                 drawn = _effusion(rng, airs[side], softs[side], lung, side)
             if drawn is None:
