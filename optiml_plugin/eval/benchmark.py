@@ -54,6 +54,7 @@ from optiml_plugin.eval.summary import compare, summarize
 from optiml_plugin.eval.variants import (
     ABLATIONS,
     BASE_METHODS,
+    POSITION,
     RANDOM,
     pretrain_argv,
     run_specs,
@@ -375,6 +376,9 @@ def quality(args: argparse.Namespace, base_argv: list[str], fig_dir: Path) -> di
                      "eval_s": time.perf_counter() - t1, **result})  # fmt: skip
         if seed == args.seeds[0] and feats is not None:
             pooled[RANDOM] = feats
+        position = evaluator.evaluate_position(seed, grid=args.image_size // 32)
+        if position:
+            runs.append({"name": POSITION, "method": POSITION, "seed": seed, **position})  # fmt: skip
     for spec in run_specs(args):
         name, seed = spec["name"], spec["seed"]
         run_dir = work / f"{name}_s{seed}"

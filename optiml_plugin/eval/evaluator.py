@@ -10,6 +10,7 @@ import torch
 from optiml_plugin.eval.backbone import Features, extract_features
 from optiml_plugin.eval.datasets import EvalData, materialize
 from optiml_plugin.eval.protocol import dense_probe_dice, linear_probe_auroc
+from optiml_plugin.eval.segmentation_probe import position_maps
 
 
 class Evaluator:
@@ -43,6 +44,24 @@ class Evaluator:
                 )
             out[name] = seen[id(ds)]
         return out
+
+    def evaluate_position(self, seed: int, grid: int) -> dict[str, Any]:
+        """Dice of the dense probe given only a one-hot cell index of a
+        ``grid x grid`` map (empty without segmentation data)."""
+        if self.seg_train is None:
+            return {}
+        train, test = self.seg_train.tensors[-1], self.seg_test.tensors[-1]
+        return {
+            "dense": dense_probe_dice(
+                position_maps(len(train), grid),
+                train,
+                position_maps(len(test), grid),
+                test,
+                self.data.seg_classes,
+                seed,
+                epochs=self.args.dense_probe_epochs,
+            )  # fmt: skip
+        }
 
     def evaluate(self, backbone: torch.nn.Module, seed: int) -> tuple[dict, Any]:
         """Linear-probe AUROC per fraction and dense-probe Dice of one backbone;

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from optiml_plugin.eval.variants import ABLATION_NOTES, RANDOM
+from optiml_plugin.eval.variants import ABLATION_NOTES, POSITION, RANDOM
 
 RESULTS_HEADING = "## Results"
 ANCHORS_HEADING = "### Published anchors (not ours)"
@@ -149,7 +149,7 @@ def _verdict_lines(r: dict[str, Any]) -> list[str]:
     if not comp:
         return ["No OPTiML run to compare."]
     lines = []
-    for base in ("vicreg", "vicregl", "barlowtwins", RANDOM):
+    for base in ("vicreg", "vicregl", "barlowtwins", RANDOM, POSITION):
         rows = comp.get(base)
         if not rows:
             continue
@@ -254,8 +254,28 @@ def _figure_lines(r: dict[str, Any], prefix: str) -> list[str]:
     ]
 
 
+def _rule_notes(r: dict[str, Any]) -> str:
+    """The notes that apply to this JSON's runs (older JSON files predate them)."""
+    notes = ""
+    if any(run["name"] == POSITION for run in r.get("runs", [])):
+        notes += (
+            "; position-only: the dense probe given a one-hot cell index and no "
+            "image (the Dice of position alone)"
+        )
+    if any(
+        "too_few_labels" in v
+        for run in r.get("runs", [])
+        for v in run.get("linear", {}).values()
+    ):
+        notes += (
+            "; AUROC: a class needs at least 5 positive and 5 negative training "
+            "images at a fraction, otherwise it is left out (n/a when no class has)"
+        )
+    return notes
+
+
 def _main_names(r: dict[str, Any]) -> list[str]:
-    order = [RANDOM, "vicreg", "vicregl", "barlowtwins", "optiml"]
+    order = [RANDOM, POSITION, "vicreg", "vicregl", "barlowtwins", "optiml"]
     return [n for n in order if n in r["summary"]]
 
 
@@ -276,7 +296,9 @@ def render_report(r: dict[str, Any]) -> str:
         "held-out phantom view pairs (OPTiML runs only; chance is one over the cells of a view). "
         "Same-index plan: the same measure for the plan that sends cell i of view A to "
         "cell i of view B, on the same pairs, with no model: a plan at or below it has "
-        "learned no correspondence beyond where a cell sits in its view.",
+        "learned no correspondence beyond where a cell sits in its view"
+        + _rule_notes(r)
+        + ".",
         "",
         "### OPTiML against the baselines",
         "",
@@ -347,7 +369,7 @@ def render_readme_section(r: dict[str, Any], json_path: str) -> str:
         "plan row peaks at the true cell (32 held-out phantom view pairs; OPTiML only); "
         "same-index plan: the same measure for cell i of one view sent to cell i of "
         "the other, no model (the level a plan reaches from position within the view "
-        "alone).",
+        "alone)" + _rule_notes(r) + ".",
         "",
         *_verdict_lines(r),
         "",

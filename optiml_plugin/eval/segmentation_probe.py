@@ -101,6 +101,12 @@ def train_segmentation_probe(
     return probe.eval()
 
 
+def position_maps(n: int, grid: int) -> Tensor:
+    """(n, grid * grid, grid, grid) one-hot cell index: content-free features."""
+    eye = torch.eye(grid * grid).reshape(grid * grid, grid, grid)
+    return eye[None].expand(n, -1, -1, -1).contiguous()
+
+
 @torch.no_grad()
 def predict_masks(
     probe: DenseLinearProbe, dense: Tensor, size: tuple[int, int], batch_size: int = 64

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from optiml_plugin.eval.protocol import mean_std
-from optiml_plugin.eval.variants import RANDOM
+from optiml_plugin.eval.variants import POSITION, RANDOM
 
 
 def summarize(runs: list[dict[str, Any]], fractions: list[str]) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def compare(
         return {}
     metrics = [("linear", f) for f in fractions] + [("dense", "mean")]
     out: dict[str, Any] = {}
-    for base in ("vicreg", "vicregl", "barlowtwins", RANDOM):
+    for base in ("vicreg", "vicregl", "barlowtwins", RANDOM, POSITION):
         if base not in summary:
             continue
         rows = {}

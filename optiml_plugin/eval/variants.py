@@ -11,6 +11,10 @@ BASE_METHODS = ("optiml", "vicreg", "vicregl", "barlowtwins")
 
 RANDOM = "random-init"
 
+# The dense probe given only a one-hot cell index (no image content): the Dice
+# that position alone reaches.
+POSITION = "position-only"
+
 
 ABLATIONS: dict[str, list[str]] = {
     "optiml-no-cvsim": ["--cvsim", "none"],

@@ -50,15 +50,17 @@ def test_json_holds_every_run_and_metric(bench: Path) -> None:
     r = json.loads((bench / "out" / "benchmark.json").read_text())
     assert {"meta", "settings", "compute", "runs", "summary", "comparison"} <= set(r)
     names = [run["name"] for run in r["runs"]]
-    assert sorted(names) == sorted([*METHODS] * 2 + ["optiml-no-ot"])
+    assert sorted(names) == sorted([*METHODS, "position-only"] * 2 + ["optiml-no-ot"])
     for run in r["runs"]:
-        assert set(run["linear"]) == {"1%", "10%", "100%"}
+        if run["name"] != "position-only":  # the Dice of position alone, no AUROC
+            assert set(run["linear"]) == {"1%", "10%", "100%"}
         assert 0.0 <= run["dense"]["mean"] <= 1.0
         assert set(run["dense"]) == {"mean", "lung", "lesion"}
     assert r["summary"]["optiml"]["linear"]["100%"]["n"] == 2
     assert set(r["compute"]["steps"]) == {"vicreg", "vicregl", "barlowtwins", "optiml"}
     assert r["compute"]["steps"]["vicreg"]["ratio_to_vicreg"] == 1.0
-    assert set(r["comparison"]) == {"vicreg", "vicregl", "barlowtwins", "random-init"}
+    assert set(r["comparison"]) == {"vicreg", "vicregl", "barlowtwins", "random-init", "position-only"}  # fmt: skip
+    assert set(r["comparison"]["position-only"]) == {"Dice"}  # no AUROC without images
     assert r["meta"]["command"].startswith("python tools/benchmark.py --num-images 16")
 
 
@@ -67,7 +69,7 @@ def test_report_structure_and_figures(bench: Path) -> None:
     for heading in ("## Quality (frozen backbone)", "### OPTiML against the baselines",
                     "## Ablations of OPTiML", "## Compute", "## Figures"):  # fmt: skip
         assert heading in report, heading
-    for name in (*METHODS, "optiml-no-ot"):
+    for name in (*METHODS, "position-only", "optiml-no-ot"):
         assert f"| {name} (" in report, name
     r = json.loads((bench / "out" / "benchmark.json").read_text())
     assert set(r["figures"]) == {

@@ -20,6 +20,7 @@ from optiml_plugin import diagnostics as dg
 from optiml_plugin.eval.linear_probe import train_linear_probe
 from optiml_plugin.eval.real.data import normalize
 from optiml_plugin.eval.segmentation_probe import (
+    position_maps,
     predict_masks,
     train_segmentation_probe,
 )
@@ -44,12 +45,6 @@ def dense_features(
             x = normalize(images[i : i + batch_size])
             out.append(resnet_dense_features(backbone, x).float())
     return torch.cat(out)
-
-
-def position_maps(n: int, grid: int) -> Tensor:
-    """(n, grid * grid, grid, grid) one-hot cell index: content-free features."""
-    eye = torch.eye(grid * grid).reshape(grid * grid, grid, grid)
-    return eye[None].expand(n, -1, -1, -1).contiguous()
 
 
 def dice_parts(pred: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
