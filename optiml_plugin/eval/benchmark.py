@@ -121,12 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--phantom-size", type=int, default=160)
     d.add_argument("--image-size", type=int, default=128)
     d.add_argument("--eval-train", type=int, default=384, help="probe phantoms")
-    d.add_argument("--eval-test", type=int, default=192, help="test phantoms")
+    d.add_argument(
+        "--eval-test",
+        type=int,
+        default=768,
+        help="test phantoms (768: AUROC standard error about 0.02 per class)",
+    )
     d.add_argument(
         "--lesion-scale",
         type=float,
-        default=1.0,
-        help="size factor of the evaluation phantoms' nodules and opacities",
+        default=3.0,
+        help="size factor of the evaluation phantoms' nodules and opacities (at 1, "
+        "nodules of 2-4 px at 128 px are invisible to every backbone)",
     )
     d.add_argument("--num-workers", type=int, default=1)
     q = p.add_argument_group("quality")
