@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo finetune-demo test lint bench clean
+.PHONY: setup demo finetune-demo test lint bench bench-real clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt tools/install_mmcv.sh tools/mmcv/*.patch
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tools/benchmark_loss.py
+
+# The real-data benchmark (about 80 min on 2 cores; reads ../shared/data).
+bench-real: $(STAMP)
+	$(PY) tools/benchmark.py --preset cpu-real --readme README.md
 
 clean:
 	rm -rf $(VENV) runs work_dirs data/phantom build dist *.egg-info
