@@ -132,7 +132,9 @@ def body(results: dict, figure: str | None) -> list[str]:
         "",
         *quality_table(results),
         "",
-        "Paired differences (same seed, same test images; verdict from the interval):",
+        "Paired differences (same seed, same test images; verdict from the interval; "
+        "no correction for the number of comparisons: with 5 % per interval, about "
+        "one in twenty of these would exclude 0 by chance alone):",
         "",
         *paired_table(results),
         "",
