@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -144,6 +145,7 @@ def finetune(
         for path in out.glob("*/vis_data/scalars.json")
         for line in path.read_text().splitlines()
     ]
+    losses = [s["loss"] for s in scalars if "loss" in s]
     final = [s for s in scalars if "coco/bbox_mAP" in s]
     if not final:
         raise RuntimeError(f"fine-tuning {name}: no validation metrics; see {log}")
@@ -155,6 +157,9 @@ def finetune(
         "batch": batch,
         "mAP": final[-1]["coco/bbox_mAP"],
         "mAP_50": final[-1]["coco/bbox_mAP_50"],
+        "diverged": not all(math.isfinite(v) for v in losses),
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
         "seconds": time.time() - start,
     }
     done.write_text(json.dumps(record, indent=1))

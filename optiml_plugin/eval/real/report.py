@@ -98,9 +98,17 @@ def finetune_table(results: dict) -> list[str]:
     """Faster R-CNN on TBX11K val, one seed."""
     if not results.get("finetune"):
         return []
-    lines = ["| start | COCO mAP | mAP@0.5 | minutes |", "|---|---|---|---|"]
+    lines = [
+        "| start | COCO mAP | mAP@0.5 | training loss, first / last logged | minutes |",
+        "|---|---|---|---|---|",
+    ]
     for r in results["finetune"]:
-        lines.append(f"| {r['name']} | {r['mAP']:.3f} | {r['mAP_50']:.3f} | {r['seconds'] / 60:.1f} |")  # fmt: skip
+        loss = "n/a"
+        if r.get("loss_first") is not None:
+            loss = f"{r['loss_first']:.3f} / {r['loss_last']:.3f}"
+        if r.get("diverged"):
+            loss += " (diverged: a non-finite loss)"
+        lines.append(f"| {r['name']} | {r['mAP']:.3f} | {r['mAP_50']:.3f} | {loss} | {r['seconds'] / 60:.1f} |")  # fmt: skip
     return lines
 
 

@@ -79,3 +79,6 @@ def test_config_derives_from_the_recipe(tmp_path: Path) -> None:
     assert cfg.val_evaluator.ann_file.endswith("annotations/val.json")
     assert cfg.test_dataloader.dataset.ann_file == "annotations/val.json"
     assert cfg.param_scheduler[1].end == 40
+    # clipped, as mmdet's fine-tuning recipes (a VICReg backbone diverged without it)
+    assert cfg.optim_wrapper.clip_grad.max_norm == 35
+    assert cfg.optim_wrapper.optimizer.lr == 0.01
