@@ -146,18 +146,21 @@ def finetune(
         for line in path.read_text().splitlines()
     ]
     losses = [s["loss"] for s in scalars if "loss" in s]
+    diverged = not all(math.isfinite(v) for v in losses)
     final = [s for s in scalars if "coco/bbox_mAP" in s]
-    if not final:
+    if not final and not diverged:
         raise RuntimeError(f"fine-tuning {name}: no validation metrics; see {log}")
+    # A diverged run (non-finite loss) may have no metrics: it is reported as such.
+    metrics = final[-1] if final else {}
     record = {
         "name": name,
         "backbone": str(backbone),
         "iters": iters,
         "scale": scale,
         "batch": batch,
-        "mAP": final[-1]["coco/bbox_mAP"],
-        "mAP_50": final[-1]["coco/bbox_mAP_50"],
-        "diverged": not all(math.isfinite(v) for v in losses),
+        "mAP": metrics.get("coco/bbox_mAP"),
+        "mAP_50": metrics.get("coco/bbox_mAP_50"),
+        "diverged": diverged,
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
         "seconds": time.time() - start,

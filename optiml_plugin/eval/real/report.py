@@ -108,7 +108,8 @@ def finetune_table(results: dict) -> list[str]:
             loss = f"{r['loss_first']:.3f} / {r['loss_last']:.3f}"
         if r.get("diverged"):
             loss += " (diverged: a non-finite loss)"
-        lines.append(f"| {r['name']} | {r['mAP']:.3f} | {r['mAP_50']:.3f} | {loss} | {r['seconds'] / 60:.1f} |")  # fmt: skip
+        maps = [f"{v:.3f}" if v is not None else "n/a" for v in (r["mAP"], r["mAP_50"])]
+        lines.append(f"| {r['name']} | {maps[0]} | {maps[1]} | {loss} | {r['seconds'] / 60:.1f} |")  # fmt: skip
     return lines
 
 

@@ -82,3 +82,51 @@ def test_config_derives_from_the_recipe(tmp_path: Path) -> None:
     # clipped, as mmdet's fine-tuning recipes (a VICReg backbone diverged without it)
     assert cfg.optim_wrapper.clip_grad.max_norm == 35
     assert cfg.optim_wrapper.optimizer.lr == 0.01
+
+
+def _fake_training(lines: list[dict]):  # noqa: ANN202
+    """A stand-in for tools/train.py that only writes MMEngine's scalars.json."""
+
+    def run(argv: list[str], **kwargs: object) -> object:
+        work = Path(argv[argv.index("--work-dir") + 1])
+        (work / "20260101_000000" / "vis_data").mkdir(parents=True)
+        text = "\n".join(json.dumps(x) for x in lines)
+        (work / "20260101_000000" / "vis_data" / "scalars.json").write_text(text)
+        return type("Done", (), {"returncode": 0})()
+
+    return run
+
+
+def test_a_diverged_fine_tuning_is_reported_not_fatal(
+    tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    monkeypatch.setattr(detection.subprocess, "run", _fake_training([{"loss": 1.2}, {"loss": float("nan")}]))  # fmt: skip
+    r = detection.finetune("vicreg", tmp_path / "b.pth", tmp_path, tmp_path / "ft")
+    assert r["diverged"] and r["mAP"] is None and r["loss_first"] == 1.2
+    assert json.loads((tmp_path / "ft" / "vicreg" / "done.json").read_text()) == r
+
+
+def test_a_finite_run_without_metrics_is_an_error(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(detection.subprocess, "run", _fake_training([{"loss": 1.2}]))
+    with pytest.raises(RuntimeError, match="no validation metrics"):
+        detection.finetune("optiml", tmp_path / "b.pth", tmp_path, tmp_path / "ft")
+
+
+def test_metrics_of_a_finished_run(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    lines = [
+        {"loss": 1.0},
+        {"loss": 0.5},
+        {"coco/bbox_mAP": 0.1, "coco/bbox_mAP_50": 0.3},
+    ]
+    monkeypatch.setattr(detection.subprocess, "run", _fake_training(lines))
+    r = detection.finetune(
+        "optiml", tmp_path / "b.pth", tmp_path, tmp_path / "ft", iters=7
+    )
+    assert (r["mAP"], r["mAP_50"], r["diverged"], r["loss_last"], r["iters"]) == (
+        0.1,
+        0.3,
+        False,
+        0.5,
+        7,
+    )
+    assert "max_iters=7" in (tmp_path / "ft" / "optiml" / "config.py").read_text()
