@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from optiml_plugin.diagnostics import Gate
+from optiml_plugin.eval.real.data import write_held_out
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,19 +52,6 @@ SHOWN = (
     "same_index_accuracy",
     "plan_entropy",
 )
-
-
-def held_out_list(data_root: Path, out: Path) -> Path:
-    """Writes the test-split images of mcsz_lungseg and nih_cxr_sample to a list."""
-    lines = []
-    for folder in ("mcsz_lungseg", "nih_cxr_sample"):
-        with open(data_root / folder / "labels.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                if row["split"] == "test":
-                    lines.append(f"{folder}/images/{row['file_name']}")
-    path = out / "held_out.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def run_one(args: argparse.Namespace, name: str, extra: list[str], seed: int) -> dict:
@@ -231,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, flags = item.partition("=")
         variants[name] = flags.split()
     args.out.mkdir(parents=True, exist_ok=True)
-    args.held_out = held_out_list(args.data_root, args.out)
+    args.held_out = write_held_out(args.data_root, args.out / "held_out.txt")
     jobs = [(n, variants[n], s) for s in args.seeds for n in args.variants]
     start = time.time()
     with ThreadPoolExecutor(args.jobs) as pool_exec:

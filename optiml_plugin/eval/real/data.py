@@ -51,6 +51,18 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def write_held_out(root: Path, path: Path) -> Path:
+    """Writes the held-out image list of the diagnostics: the test splits of
+    mcsz_lungseg and nih_cxr_sample (never in ``cxr_pool``), root-relative."""
+    lines = []
+    for folder in ("mcsz_lungseg", "nih_cxr_sample"):
+        rows = _rows(root / folder / "labels.csv")
+        lines += [f"{folder}/images/{r['file_name']}" for r in rows if r["split"] == "test"]  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def _resize(x: Tensor, size: int, mode: str = "bilinear") -> Tensor:
     """(H, W) float in [0, 1] or labels -> (size, size)."""
     if mode == "nearest-exact":

@@ -266,7 +266,7 @@ def finetune_one(args: argparse.Namespace, name: str, backbone: Path) -> dict:
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """All stages; returns (and writes) the results."""
-    from optiml_plugin.eval.real.data import check_data_root, load_all
+    from optiml_plugin.eval.real.data import check_data_root, load_all, write_held_out
 
     check_data_root(args.data_root)
     start = time.time()
@@ -324,19 +324,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
     results["figure"] = render_figure(results, args.out / "paired_differences.png")
     (args.out / "benchmark.json").write_text(json.dumps(results, indent=1))
-    (args.out / "report.md").write_text(render_report(results, "report"))
+    (args.out / "report.md").write_text(render_report(results))
     return results
-
-
-def write_held_out(root: Path, path: Path) -> None:
-    """The diagnostics' held-out images: mcsz and nih test splits (never pretrained on)."""
-    import csv
-
-    lines = []
-    for folder in ("mcsz_lungseg", "nih_cxr_sample"):
-        with open(root / folder / "labels.csv", newline="") as f:
-            lines += [f"{folder}/images/{r['file_name']}" for r in csv.DictReader(f) if r["split"] == "test"]  # fmt: skip
-    path.write_text("\n".join(lines) + "\n")
 
 
 def _now(t: float) -> str:

@@ -182,7 +182,7 @@ def body(results: dict, figure: str | None) -> list[str]:
     return lines
 
 
-def render_report(results: dict, figure_dir: str = "report") -> str:
+def render_report(results: dict) -> str:
     """``report.md`` (beside ``benchmark.json``)."""
     fig = results.get("figure")
     return "\n".join(["# cpu-real benchmark", "", *body(results, fig)]) + "\n"

@@ -44,3 +44,16 @@ def test_missing_folders_are_named(tmp_path: Path) -> None:
         FileNotFoundError, match="nih_cxr_sample, tbx11k_tb_detection, cxr_pool"
     ):
         data.check_data_root(tmp_path)
+
+
+def test_held_out_list_holds_only_test_splits(tmp_path: Path) -> None:
+    for folder in ("mcsz_lungseg", "nih_cxr_sample"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "labels.csv").write_text(
+            f"file_name,split\n{folder}_a.png,train\n{folder}_b.png,test\n"
+        )
+    path = data.write_held_out(tmp_path, tmp_path / "out" / "held.txt")
+    assert path.read_text().split() == [
+        "mcsz_lungseg/images/mcsz_lungseg_b.png",
+        "nih_cxr_sample/images/nih_cxr_sample_b.png",
+    ]
