@@ -170,16 +170,14 @@ def metric_views(raw: dict[str, list[dict]], data: dict, key: str):  # noqa: ANN
         outs = {m: [r["cells"].numpy() for r in rs] for m, rs in raw.items()}
         labels = data[where]["cells"].numpy()
         return outs, stats.cells_auroc_metric(labels), labels.shape[0]
-    outs = {m: [r["cls"][where][sub].numpy() for r in rs] for m, rs in raw.items()
-            if r_has_cls(rs)}  # fmt: skip
+    outs = {
+        m: [r["cls"][where][sub].numpy() for r in rs]
+        for m, rs in raw.items()
+        if rs[0]["cls"]
+    }  # fmt: skip (position-only has no classification)
     split, label = CLS_DATA[where]
     labels = data[split][label].numpy()
     return outs, stats.draws_auroc_metric(labels), labels.shape[0]
-
-
-def r_has_cls(rs: list[dict]) -> bool:
-    """Whether a method's outputs include classification (position-only has none)."""
-    return bool(rs[0]["cls"])
 
 
 def compare_all(args: argparse.Namespace, raw: dict, data: dict) -> dict[str, Any]:
