@@ -424,18 +424,23 @@ def render_readme_section(r: dict[str, Any], json_path: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: str | Path, section: str) -> Path:
-    """Replaces the README's ``## Results`` section (up to the next ``## ``
-    heading) with ``section``, or inserts it before the method section."""
+def update_readme(
+    readme: str | Path,
+    section: str,
+    heading: str = RESULTS_HEADING,
+    insert_before: str = README_INSERT_BEFORE,
+) -> Path:
+    """Replaces the README's ``heading`` section (up to the next ``## `` heading)
+    with ``section``, or inserts it before ``insert_before``."""
     readme = Path(readme)
     text = readme.read_text()
-    if RESULTS_HEADING + "\n" in text:
-        start = text.index(RESULTS_HEADING + "\n")
-        nxt = text.find("\n## ", start + len(RESULTS_HEADING))
+    if heading + "\n" in text:
+        start = text.index(heading + "\n")
+        nxt = text.find("\n## ", start + len(heading))
         end = len(text) if nxt < 0 else nxt + 1
         text = text[:start] + section + ("\n" if nxt >= 0 else "") + text[end:]
-    elif README_INSERT_BEFORE in text:
-        at = text.index(README_INSERT_BEFORE)
+    elif insert_before in text:
+        at = text.index(insert_before)
         text = text[:at] + section + "\n" + text[at:]
     else:
         text = text.rstrip("\n") + "\n\n" + section

@@ -196,18 +196,10 @@ def update_readme(readme: Path, results: dict, json_rel: str) -> None:
         "\n".join([HEADING, "", f"From `{json_rel}`.", "", *body(results, fig_rel)])
         + "\n"
     )
-    text = readme.read_text()
-    if HEADING + "\n" in text:
-        start = text.index(HEADING + "\n")
-        nxt = text.find("\n## ", start + len(HEADING))
-        end = len(text) if nxt < 0 else nxt + 1
-        text = text[:start] + section + ("\n" if nxt >= 0 else "") + text[end:]
-    elif "\n## Results\n" in text:
-        at = text.index("\n## Results\n") + 1
-        text = text[:at] + section + "\n" + text[at:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    readme.write_text(text)
+    from optiml_plugin.eval.report import RESULTS_HEADING
+    from optiml_plugin.eval.report import update_readme as replace_section
+
+    replace_section(readme, section, HEADING, RESULTS_HEADING + "\n")
 
 
 def render_figure(results: dict, path: Path) -> str:
