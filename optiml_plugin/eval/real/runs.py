@@ -71,7 +71,7 @@ class PretrainSetting:
 
 def cpu_precision() -> str:
     """``bf16-mixed`` on a CPU with AMX bf16 units (measured here: a ResNet-18
-    step at 160 px is 2.3 times faster than float32), else ``32-true``."""
+    step at 160 px is 2.2-2.4 times faster than float32), else ``32-true``."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
