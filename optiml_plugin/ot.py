@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ from torch import Tensor
 __all__ = [
     "KERNEL_MAX_RANGE",
     "METHODS",
+    "autocast_off",
     "choose_method",
     "emd",
     "sinkhorn",
@@ -160,9 +162,16 @@ def sinkhorn(
         method: ``"auto"`` (default), ``"kernel"`` or ``"log"`` (see above).
         tol: Optional early stop: after every 10 iterations, stop when the
             column-marginal violation :math:`\\lVert T^\\top \\mathbf{1} - b
-            \\rVert_1`, maximised over the batch, is below ``tol``. ``None``
-            (default) always runs ``num_iters`` iterations and never
-            synchronises with the device inside the loop.
+            \\rVert_1`, maximised over the batch, is below ``tol`` (one host
+            synchronisation per check). ``None`` (default) always runs
+            ``num_iters`` iterations.
+
+    Host synchronisation: on the CPU every check above runs (it stalls
+    nothing). On an accelerator with ``tol=None`` the solver never waits for
+    the device: ``"auto"`` uses the log domain (no ``choose_method`` decision),
+    and the value checks (finite cost, marginals) and the kernel method's
+    non-finite warning are skipped, so a non-finite cost gives a NaN plan
+    instead of an error. Shape and argument checks always run.
 
     Returns:
         The plans, (B, N, M) (or (N, M) for a 2-D cost), float32 or float64
@@ -192,8 +201,9 @@ def sinkhorn(
 
     if not isinstance(cost, Tensor):
         raise TypeError(f"cost must be a torch.Tensor, got {type(cost).__name__}.")
-    with torch.autocast(device_type=cost.device.type, enabled=False):
-        c, row_min, row_max, a3, b3 = _prepare(cost, a, b)
+    with autocast_off(cost.device):
+        host = tol is not None or cost.device.type == "cpu"
+        c, row_min, row_max, a3, b3 = _prepare(cost, a, b, check_values=host)
         if c.shape[0] == 0:  # empty batch: nothing to solve
             return c.new_empty(cost.shape)
         # Reusing the big (B, N, M) buffers in place is only valid when autograd
@@ -217,11 +227,14 @@ def sinkhorn(
         # POT's updates written for (u', v). Starting from u'(0) = u(0) / s (see
         # _initial_log_u) the iterates, hence the plans, coincide with POT's.
         shifted = c - row_min  # a fresh buffer, consumed by the solver
-        chosen = _choose(row_min, row_max, epsilon) if method == "auto" else method
+        if method != "auto":
+            chosen = method
+        else:
+            chosen = _choose(row_min, row_max, epsilon) if host else "log"
         plan = None
         if chosen == "kernel":
             plan, finite = _sinkhorn_kernel(
-                shifted, row_min, epsilon, num_iters, a3, b3, tol, inplace
+                shifted, row_min, epsilon, num_iters, a3, b3, tol, inplace, host
             )
             shifted = None
             if not finite:
@@ -277,7 +290,7 @@ def choose_method(cost: Tensor, epsilon: float) -> str:
     epsilon = _check_epsilon(epsilon)
     if not isinstance(cost, Tensor):
         raise TypeError(f"cost must be a torch.Tensor, got {type(cost).__name__}.")
-    with torch.autocast(device_type=cost.device.type, enabled=False):
+    with autocast_off(cost.device):
         c, row_min, row_max = _check_cost(cost)
         if c.numel() == 0:
             return "kernel"
@@ -312,7 +325,7 @@ def emd(cost: Tensor, a: Tensor | None = None, b: Tensor | None = None) -> Tenso
 
     if not isinstance(cost, Tensor):
         raise TypeError(f"cost must be a torch.Tensor, got {type(cost).__name__}.")
-    with torch.autocast(device_type=cost.device.type, enabled=False):
+    with autocast_off(cost.device):
         c, _, _, a3, b3 = _prepare(cost, a, b)
     c_np = c.detach().to("cpu", torch.float64).numpy()
     a_np = a3.detach().to("cpu", torch.float64).numpy()[:, :, 0]  # (B | 1, N)
@@ -325,6 +338,14 @@ def emd(cost: Tensor, a: Tensor | None = None, b: Tensor | None = None) -> Tenso
     dtype = cost.dtype if cost.is_floating_point() else torch.float32
     plan = torch.from_numpy(plans).to(device=cost.device, dtype=dtype)
     return plan[0] if cost.dim() == 2 else plan
+
+
+def autocast_off(device: torch.device) -> AbstractContextManager:
+    """A context that disables autocast on ``device`` (a no-op where autocast
+    does not exist, e.g. on the ``meta`` device)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return nullcontext()
 
 
 def transport_cost(plan: Tensor, cost: Tensor) -> Tensor:
@@ -378,8 +399,12 @@ def _sinkhorn_kernel(
     b3: Tensor,
     tol: float | None,
     inplace: bool,
+    check_finite: bool = True,
 ) -> tuple[Tensor, bool]:
     """Kernel-space Sinkhorn on the row-shifted cost; returns (plan, finite).
+
+    ``finite`` is True without looking (no host synchronisation) when
+    ``check_finite`` is False.
 
     Vectors are kept as rows, u (B, 1, N) and v (B, 1, M), so that both
     products are vector-matrix ``bmm`` calls, u @ K and v @ K^T (a transposed
@@ -407,7 +432,11 @@ def _sinkhorn_kernel(
                 break
         v = b_row / ktu
         u = a_row / torch.bmm(v, kernel_t)
-    finite = bool(torch.isfinite(u).all() & torch.isfinite(v).all())
+    finite = (
+        bool(torch.isfinite(u).all() & torch.isfinite(v).all())
+        if check_finite
+        else True
+    )
     u_col = u.transpose(1, 2)  # (B, N, 1)
     if inplace:
         plan = kernel.mul_(u_col).mul_(v)
@@ -514,8 +543,10 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _check_cost(cost: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Validates the cost.
+def _check_cost(
+    cost: Tensor, check_values: bool = True
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Validates the cost (its values only with ``check_values``: a host sync).
 
     Returns it as (B, N, M) in the compute dtype, with its per-row minimum and
     maximum, (B, N, 1) each. One ``aminmax`` pass gives both and detects
@@ -540,7 +571,9 @@ def _check_cost(cost: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         empty = c.new_empty(c.shape[0], c.shape[1], 1)
         return c, empty, empty
     row_min, row_max = torch.aminmax(c, dim=-1, keepdim=True)
-    if not bool(torch.isfinite(row_min).all() & torch.isfinite(row_max).all()):
+    if check_values and not bool(
+        torch.isfinite(row_min).all() & torch.isfinite(row_max).all()
+    ):
         n_bad = int((~torch.isfinite(c)).sum())
         raise ValueError(
             f"cost must be finite, got {n_bad} NaN/inf entries in a cost of shape "
@@ -550,21 +583,23 @@ def _check_cost(cost: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _prepare(
-    cost: Tensor, a: Tensor | None, b: Tensor | None
+    cost: Tensor, a: Tensor | None, b: Tensor | None, check_values: bool = True
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Validated inputs in the compute dtype on the cost's device.
 
     Returns the cost (B, N, M), its row minima and maxima (B, N, 1), and the
     marginals as a column a (B | 1, N, 1) and a row b (B | 1, 1, M).
     """
-    c, row_min, row_max = _check_cost(cost)
+    c, row_min, row_max = _check_cost(cost, check_values)
     n, m = c.shape[1], c.shape[2]
-    a3 = _check_marginal(a, "a", n, cost).unsqueeze(-1)
-    b3 = _check_marginal(b, "b", m, cost).unsqueeze(-2)
+    a3 = _check_marginal(a, "a", n, cost, check_values).unsqueeze(-1)
+    b3 = _check_marginal(b, "b", m, cost, check_values).unsqueeze(-2)
     return c, row_min, row_max, a3, b3
 
 
-def _check_marginal(x: Tensor | None, name: str, size: int, cost: Tensor) -> Tensor:
+def _check_marginal(
+    x: Tensor | None, name: str, size: int, cost: Tensor, check_values: bool = True
+) -> Tensor:
     """Validates a marginal; returns it as (B | 1, size) in the compute dtype."""
     dtype = _compute_dtype(cost.dtype)
     if x is None:
@@ -588,7 +623,7 @@ def _check_marginal(x: Tensor | None, name: str, size: int, cost: Tensor) -> Ten
     if x.is_complex() or x.dtype == torch.bool:
         raise ValueError(f"{name} must be a real tensor, got dtype {x.dtype}.")
     x2 = x.to(device=cost.device, dtype=dtype).reshape(-1, size)
-    if x2.numel() == 0:
+    if x2.numel() == 0 or not check_values:
         return x2
     if not bool(torch.isfinite(x2).all()):
         raise ValueError(f"{name} must be finite, got NaN/inf entries.")

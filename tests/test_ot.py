@@ -293,6 +293,29 @@ def test_input_is_not_modified():
         assert torch.equal(cost, before)
 
 
+@pytest.mark.parametrize("method", ot.METHODS)
+def test_no_host_synchronisation_off_the_cpu_without_tol(method):
+    # A meta tensor has no values: any host read (.item(), bool(), float())
+    # raises, so this passes only if nothing in the solver waits for the device.
+    cost = torch.rand(3, 7, 5, device="meta")
+    a = torch.full((7,), 1 / 7, device="meta")
+    plan = ot.sinkhorn(cost, 0.05, 20, method=method, a=a)
+    assert plan.shape == (3, 7, 5) and plan.dtype == torch.float32
+    # The early-stop check is a host read, and so is the CPU's finite check.
+    with pytest.raises(RuntimeError, match="meta"):
+        ot.sinkhorn(cost, 0.05, 20, method=method, tol=1e-3)
+
+
+def test_auto_uses_the_log_domain_off_the_cpu(monkeypatch):
+    calls = []
+    real = ot._sinkhorn_log
+    monkeypatch.setattr(ot, "_sinkhorn_log", lambda *a: calls.append(1) or real(*a))
+    ot.sinkhorn(torch.rand(2, 4, 4, device="meta"), 0.05, 3)
+    assert calls == [1]
+    ot.sinkhorn(torch.rand(2, 4, 4), 0.05, 3)  # CPU, small range: kernel
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("method", ["kernel", "log"])
 def test_tol_stops_early_at_a_multiple_of_ten(method):
     gen = _gen(13)

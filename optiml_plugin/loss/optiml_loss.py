@@ -288,7 +288,7 @@ class OPTiMLLoss(nn.Module):
         features_only: bool,
     ) -> tuple[Tensor, Tensor]:
         """The feature cost and the full cost (feature cost + spatial term)."""
-        with torch.autocast(device_type=dense_a.device.type, enabled=False):
+        with ot.autocast_off(dense_a.device):
             qa, qb = self.cost_tokens(dense_a, dense_b)
             if self.cost == "cosine":
                 feats = 1.0 - qa @ qb.transpose(1, 2)

@@ -416,3 +416,16 @@ def test_relative_epsilon_is_scaled_by_the_feature_cost_alone() -> None:
     assert torch.allclose(plan, ot.sinkhorn(cost / scale, 0.05, 100), atol=1e-10)
     whole = (cost.amax(2) - cost.amin(2)).mean(1)[:, None, None]
     assert not torch.allclose(plan, ot.sinkhorn(cost / whole, 0.05, 100), atol=1e-3)
+
+
+@pytest.mark.parametrize("epsilon_scale", ["absolute", "relative"])
+def test_transport_plan_reads_nothing_back_from_the_device(epsilon_scale: str) -> None:
+    # On a meta tensor every host read raises: the plan (centring, cost, relative
+    # epsilon, Sinkhorn) must be computed without synchronising.
+    qa = torch.randn(4, 9, 16, device="meta", requires_grad=True)
+    qb = torch.randn(4, 9, 16, device="meta", requires_grad=True)
+    grid = torch.rand(4, 9, 2, device="meta")
+    loss = OPTiMLLoss(epsilon_scale=epsilon_scale)
+    plan, cost = loss.transport_plan(qa, qb, grid, grid)
+    assert plan.shape == cost.shape == (4, 9, 9)
+    assert not plan.requires_grad and cost.requires_grad
