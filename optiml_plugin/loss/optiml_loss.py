@@ -49,7 +49,7 @@ from torch import Tensor, nn
 from optiml_plugin import ot
 
 TRANSPORTS = ("sinkhorn", "emd", "identity")
-DENSE_STATISTICS = ("batch", "tokens", "both", "residual")
+DENSE_STATISTICS = ("batch", "tokens", "both", "residual", "residual-batch")
 COSTS = ("cosine", "l2")
 CENTERINGS = ("none", "batch", "view", "position", "double")
 EPSILON_SCALES = ("absolute", "relative")
@@ -80,7 +80,11 @@ class OPTiMLLoss(nn.Module):
             removing each cell position's batch mean and each image's mean (what
             ``center="double"`` leaves), so that neither a code of the cell's
             position (which token statistics reward) nor a code of the image
-            (which batch statistics reward) counts as variance.
+            (which batch statistics reward) counts as variance;
+            ``"residual-batch"``: the same centred tokens, but across images
+            at each cell position (VICRegL's local terms on the residual), so
+            that the covariance also sees a code that is one image-level
+            scalar times a position pattern (rank one at each position).
         cost: ``"cosine"``: 1 - cos of the (centred) tokens, the paper's cost;
             ``"l2"``: squared Euclidean distance divided by the dimension (the
             MSE of VICRegL's local term), on the (centred) raw tokens.
@@ -231,7 +235,7 @@ class OPTiMLLoss(nn.Module):
             and dist.is_initialized()
             and dist.get_world_size() > 1
         )
-        if gathered and self.dense_statistics in ("residual", "batch", "both"):
+        if gathered and self.dense_statistics != "tokens":
             qa, qb = torch.cat(gather(qa), 0), torch.cat(gather(qb), 0)
         if self.dense_statistics == "residual":
             # Over all cells of all images, after removing each position's and
@@ -239,6 +243,8 @@ class OPTiMLLoss(nn.Module):
             # any variance here, only content that varies within and across images.
             ra, rb = _center(qa, "double"), _center(qb, "double")
             stats.append((ra.reshape(-1, ra.shape[-1]), rb.reshape(-1, rb.shape[-1])))
+        if self.dense_statistics == "residual-batch":
+            stats.append((_center(qa, "double"), _center(qb, "double")))
         if self.dense_statistics in ("batch", "both"):
             stats.append((qa, qb))
         if self.dense_statistics in ("tokens", "both"):

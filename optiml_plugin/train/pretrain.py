@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from optiml_plugin.loss.optiml_loss import DENSE_STATISTICS
 from optiml_plugin.models.lightly_baseline import BASELINE_METHODS
 
 DEFAULTS_HELP = "a YAML file of option defaults (keys are the long option names)"
@@ -96,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lo.add_argument(
         "--dense-statistics",
-        choices=("tokens", "batch", "both", "residual"),
+        choices=DENSE_STATISTICS,
         default="residual",
-        help="dense var/cov over each image's cells, across the batch, or both",
+        help="over what the dense var/cov are taken (see OPTiMLLoss)",
     )
     lo.add_argument("--cost", choices=("cosine", "l2"), default="cosine")
     lo.add_argument(
