@@ -429,3 +429,27 @@ def test_transport_plan_reads_nothing_back_from_the_device(epsilon_scale: str) -
     plan, cost = loss.transport_plan(qa, qb, grid, grid)
     assert plan.shape == cost.shape == (4, 9, 9)
     assert not plan.requires_grad and cost.requires_grad
+
+
+def test_residual_batch_statistics_are_per_position_on_the_residual() -> None:
+    # Hand-computed reference: double-centre, then at each cell position the
+    # VICReg variance and covariance over the batch (VICRegL's local terms),
+    # averaged over positions.
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(6, 9, 8, generator=g, dtype=torch.float64) * 2
+    r = (
+        q
+        - q.mean(0, keepdim=True)
+        - q.mean(1, keepdim=True)
+        + q.mean((0, 1), keepdim=True)
+    )
+    std = (r.var(dim=0) + 1e-4).sqrt()  # (9, 8): per position and dimension
+    var_ref = torch.relu(1 - std).mean()
+    covs = []
+    for n in range(9):
+        c = torch.cov(r[:, n].T)
+        covs.append((c - torch.diag(torch.diag(c))).pow(2).sum() / 8)
+    cov_ref = 2 * torch.stack(covs).mean()
+    terms = _loss(dense_statistics="residual-batch", eps=1e-4).terms(q, q)
+    assert terms["dense_var"].item() == pytest.approx(var_ref.item())
+    assert terms["dense_cov"].item() == pytest.approx(cov_ref.item())
