@@ -14,6 +14,13 @@ is measured on held-out view pairs and has a trivial reference next to it:
   tokens are constant within a view (only image identity is left).
 - ``common_offset``: |mean token| / spread (root-mean-square distance from the
   mean): a shift shared by every token, to which a cosine cost is blind.
+- ``interaction_share``: of the variance left after removing the cell-index and
+  view means (what ``center="double"`` leaves, the part the loss aligns), the
+  share of its leading view x (cell, dimension) component. 1 when the tokens
+  are one image-level scalar times a pattern over the cells, e.g. a position
+  code whose sign or size depends on the image: centring does not remove it,
+  ``position_share`` does not see it (the signs cancel in the cell means), and
+  it makes the plan between two different images peak at the same index.
 - ``same_index_rate_different``: plan rows peaking at the same index, for views
   of two *different* images (view A of image k with view B of image k + 1).
 - ``ot_same`` / ``ot_different``: mean OT cost <T, C> of same-image pairs and of
@@ -55,6 +62,7 @@ KEYS = (
     "position_share",
     "view_mean_share",
     "common_offset",
+    "interaction_share",
     "same_index_rate_different",
     "ot_same",
     "ot_different",
@@ -116,6 +124,22 @@ def variance_shares(tokens: Tensor) -> tuple[float, float, float]:
         float(by_view / total),
         float(grand.norm() / spread),
     )
+
+
+def interaction_share(tokens: Tensor) -> float:
+    """Share of the doubly centred variance of tokens (V, N, D) in its leading
+    view x (cell, dimension) component (see the module docstring).
+
+    The tokens minus their cell-index means and view means (plus the grand
+    mean), as a V x (N D) matrix: its largest squared singular value over the
+    sum of all of them. Near 1 / min(V - 1, N D) for independent noise.
+    """
+    x = tokens.double()
+    r = x - x.mean(dim=0, keepdim=True) - x.mean(dim=1, keepdim=True)
+    r = r + x.mean(dim=(0, 1), keepdim=True)
+    s = torch.linalg.svdvals(r.reshape(r.shape[0], -1)).pow(2)
+    total = s.sum()
+    return float(s[0] / total) if total > 0 else math.nan
 
 
 def match_rates(plan: Tensor, grid_a: Tensor, grid_b: Tensor) -> Tensor:
@@ -219,6 +243,7 @@ def diagnose(
         "position_share": position,
         "view_mean_share": view_mean,
         "common_offset": offset,
+        "interaction_share": interaction_share(F.normalize(tokens.float(), dim=-1)),
         "same_index_rate_different": float(same_index.float().mean()),
         "ot_same": float(cost_s.mean()),
         "ot_different": float(cost_d.mean()),

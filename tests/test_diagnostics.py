@@ -7,6 +7,7 @@ from optiml_plugin import OPTiMLLoss
 from optiml_plugin.diagnostics import (
     Gate,
     diagnose,
+    interaction_share,
     match_rates,
     plan_entropy,
     variance_shares,
@@ -35,6 +36,26 @@ def test_variance_shares_of_pure_codes() -> None:
         and p2 == pytest.approx(p)
         and v2 == pytest.approx(v)
     )
+
+
+def test_interaction_share_sees_an_image_modulated_position_code() -> None:
+    g = torch.Generator().manual_seed(3)
+    scale = torch.randn(40, 1, 1, generator=g)
+    pattern = torch.randn(1, 9, 6, generator=g)
+    code = scale * pattern  # one scalar per image times a position pattern
+    background = torch.randn(1, 9, 6, generator=g) + torch.randn(40, 1, 6, generator=g)
+    # Cell and view means are removed first: adding them changes nothing.
+    assert interaction_share(code) == pytest.approx(1.0)
+    assert interaction_share(code + background) == pytest.approx(1.0)
+    # The position share does not see it when the scalar's sign varies.
+    p, _, _ = variance_shares(code - code.mean(dim=(0, 1)))
+    assert p < 0.1
+    # Independent content: about 1 / (V - 1), here 1/39 (largest of 39 values).
+    content = torch.randn(40, 9, 6, generator=g)
+    assert interaction_share(content) < 0.1
+    assert interaction_share(torch.zeros(5, 4, 3)) != interaction_share(
+        torch.zeros(5, 4, 3)
+    )  # NaN for constant tokens
 
 
 def test_match_rates_agree_with_the_figure_helper() -> None:
