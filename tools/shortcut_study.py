@@ -51,6 +51,7 @@ SHOWN = (
     "plan_accuracy",
     "same_index_accuracy",
     "plan_entropy",
+    "interaction_share",
 )
 
 
@@ -114,7 +115,10 @@ def settings(config: dict | None) -> str:
         f"{config.get('dense_statistics')} / {config.get('center', 'none')} / "
         f"{config.get('cost', 'cosine')} / {config.get('epsilon_scale', 'absolute')} / "
         f"{config.get('position_weight', 0.0):g} / {flip:g} / {config.get('lr'):g} / "
-        f"{config.get('epsilon', 0.05):g} / {config.get('cvsim', 'global')}"
+        f"{config.get('epsilon', 0.05):g} / {config.get('cvsim', 'global')} / "
+        f"{config.get('global_weight', 0.25):g} / {config.get('beta', 25.0):g} / "
+        f"{config.get('eta', 1.0):g} / {config.get('crop_scale', (0.3, 1.0))[0]:g} / "
+        f"{config.get('batch_size', 16)} / {config.get('precision', '32-true')}"
     )
 
 
@@ -122,7 +126,8 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
     """Markdown: mean (min-max over seeds) of each figure, and the gate's verdict."""
     head = (
         "| variant | statistics / centring / cost / epsilon scale / grid weight / flip / "
-        "lr / epsilon / CV-SIM "
+        "lr / epsilon / CV-SIM / global weight / beta / eta / min crop / batch / "
+        "precision "
         "| step | seeds | " + " | ".join(SHOWN) + " | gate |"
     )
     rows = [head, "|" + "---|" * (len(SHOWN) + 5)]
@@ -135,7 +140,10 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
                 continue
             cells = []
             for key in SHOWN:
-                v = [x[key] for x in d]
+                v = [x[key] for x in d if key in x]
+                if not v:
+                    cells.append("–")
+                    continue
                 m = sum(v) / len(v)
                 cells.append(
                     f"{m:.3f}"

@@ -8,6 +8,13 @@ verdict included) and ``transport_plan.png`` (the plan over the first pair, with
 the figures and their trivial references in the title), and prints both.
 The view settings (size, crop scale, rotation, flips) default to those in the
 run's ``config.yaml`` beside its ``checkpoints/`` folder.
+
+``--backbone-only`` diagnoses an exported ``backbone.pth`` of any method (OPTiML,
+VICReg, VICRegL, ...) on its own layer4 tokens, with the default loss's plan and
+the running batch-norm statistics
+(:func:`optiml_plugin.eval.real.evaluate.backbone_diagnostics`), so that
+backbones trained by different objectives are measured alike; ``random:ARCH``
+diagnoses a randomly initialised one (seeded by ``--seed``).
 """
 
 from __future__ import annotations
@@ -43,6 +50,60 @@ def run_settings(path: Path) -> dict:
     return yaml.safe_load(config.read_text()) if config.is_file() else {}
 
 
+def view_settings(args: argparse.Namespace, saved: dict) -> argparse.Namespace:
+    """The view transform's options: the command line's, else the run's."""
+    return argparse.Namespace(
+        image_size=args.image_size or saved.get("image_size", 224),
+        crop_scale=args.crop_scale or saved.get("crop_scale", (0.3, 1.0)),
+        degrees=saved.get("degrees", 10.0) if args.degrees is None else args.degrees,
+        hflip_prob=saved.get("hflip_prob", 0.0) if args.hflip_prob is None else args.hflip_prob,
+        num_local_views=0,
+    )  # fmt: skip
+
+
+def held_out_pairs(args: argparse.Namespace, saved: dict) -> tuple:
+    """The fixed held-out view pairs (views and grids) the diagnostics use."""
+    from optiml_plugin.train.diagnostics_callback import view_pairs
+    from optiml_plugin.train.pretrain import build_transform, image_dataset
+
+    data = image_dataset(
+        args.data, build_transform(view_settings(args, saved)), args.pairs,
+        saved.get("phantom_size", 256), saved.get("seed", 0) + 2_000_003, "skip",
+        args.data_root,
+    )  # fmt: skip
+    return view_pairs(data, range(min(args.pairs, len(data))), seed=args.seed)
+
+
+def diagnose_backbone(args: argparse.Namespace) -> int:
+    """``--backbone-only``: the diagnostics of a backbone's own layer4 tokens."""
+    from optiml_plugin.eval.backbone import load_backbone
+    from optiml_plugin.eval.real.evaluate import backbone_diagnostics
+
+    source = str(args.checkpoint)
+    if source.startswith("random:"):
+        torch.manual_seed(args.seed)
+        backbone, saved = load_backbone(None, source.split(":", 1)[1]), {}
+    else:
+        if not args.checkpoint.is_file():
+            raise FileNotFoundError(f"{args.checkpoint}: no such backbone file")
+        backbone = load_backbone(args.checkpoint)
+        config = args.checkpoint.parent / "config.yaml"
+        saved = yaml.safe_load(config.read_text()) if config.is_file() else {}
+    va, vb, ga, gb = held_out_pairs(args, saved)
+    pairs = {"view_a": va, "view_b": vb, "grid_a": ga, "grid_b": gb}
+    d = backbone_diagnostics(backbone, pairs)
+    failures = Gate().failures(d)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"backbone": source, "data": args.data, "pairs": int(va.shape[0]),
+              "diagnostics": d, "gate_failures": failures}  # fmt: skip
+    (args.out / "diagnostics.json").write_text(json.dumps(report, indent=1))
+    for key, value in d.items():
+        print(f"{key:28s} {value:.4f}")
+    print("gate: " + ("passed" if not failures else "; ".join(failures)))
+    print(f"wrote {args.out / 'diagnostics.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="diagnose", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", type=Path)
@@ -59,25 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop-scale", type=float, nargs=2)
     p.add_argument("--degrees", type=float)
     p.add_argument("--hflip-prob", type=float)
+    p.add_argument(
+        "--backbone-only",
+        action="store_true",
+        help="CHECKPOINT is an exported backbone.pth (or random:ARCH): diagnose "
+        "its layer4 tokens",
+    )
     args = p.parse_args(argv)
-    from optiml_plugin.train.diagnostics_callback import view_pairs
-    from optiml_plugin.train.pretrain import build_transform, image_dataset
+    if args.backbone_only:
+        return diagnose_backbone(args)
     from optiml_plugin.viz.transport_plan import denormalize, plot_transport_plan
 
     module = load_module(args.checkpoint)
     saved = run_settings(args.checkpoint)
-    view = argparse.Namespace(
-        image_size=args.image_size or saved.get("image_size", 224),
-        crop_scale=args.crop_scale or saved.get("crop_scale", (0.3, 1.0)),
-        degrees=saved.get("degrees", 10.0) if args.degrees is None else args.degrees,
-        hflip_prob=saved.get("hflip_prob", 0.0) if args.hflip_prob is None else args.hflip_prob,
-        num_local_views=0,
-    )  # fmt: skip
-    data = image_dataset(
-        args.data, build_transform(view), args.pairs, saved.get("phantom_size", 256),
-        saved.get("seed", 0) + 2_000_003, "skip", args.data_root,
-    )  # fmt: skip
-    pairs = view_pairs(data, range(min(args.pairs, len(data))), seed=args.seed)
+    pairs = held_out_pairs(args, saved)
     d = diagnose(module.model, module.criterion, *pairs)
     failures = Gate().failures(d)
     args.out.mkdir(parents=True, exist_ok=True)

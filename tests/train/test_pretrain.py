@@ -1,5 +1,6 @@
 """End-to-end tests of tools/pretrain.py on the phantom generator (CPU, tiny)."""
 
+import argparse
 import csv
 import json
 import os
@@ -159,3 +160,26 @@ def test_diagnostics_are_logged_during_a_run_and_recomputed_from_its_checkpoint(
         "step"
     }
     assert (diag / "transport_plan.png").is_file()
+    # --backbone-only: the exported backbone.pth, on its own layer4 tokens, gives
+    # what the checkpoint's backbone gives on the same held-out pairs.
+    from optiml_plugin.eval.real.evaluate import backbone_diagnostics
+    from optiml_plugin.train.diagnose import held_out_pairs, load_module, run_settings
+
+    bdiag = tmp_path / "bdiag"
+    common = ["--out", str(bdiag), "--pairs", "8", "--backbone-only"]
+    assert diagnose_main([str(out / "backbone.pth"), *common]) == 0
+    exported = json.loads((bdiag / "diagnostics.json").read_text())["diagnostics"]
+    ckpt = out / "checkpoints" / "last.ckpt"
+    args = argparse.Namespace(
+        data="phantom", data_root=None, pairs=8, seed=0, image_size=None,
+        crop_scale=None, degrees=None, hflip_prob=None,
+    )  # fmt: skip
+    va, vb, ga, gb = held_out_pairs(args, run_settings(ckpt))
+    ref = backbone_diagnostics(
+        load_module(ckpt).model.backbone,
+        {"view_a": va, "view_b": vb, "grid_a": ga, "grid_b": gb},
+    )
+    assert exported == pytest.approx(ref)
+    assert diagnose_main(["random:resnet18", *common]) == 0
+    random = json.loads((bdiag / "diagnostics.json").read_text())["diagnostics"]
+    assert random["position_share"] != pytest.approx(exported["position_share"])
