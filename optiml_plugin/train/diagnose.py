@@ -71,7 +71,8 @@ def held_out_pairs(args: argparse.Namespace, saved: dict) -> tuple:
         saved.get("phantom_size", 256), saved.get("seed", 0) + 2_000_003, "skip",
         args.data_root,
     )  # fmt: skip
-    return view_pairs(data, range(min(args.pairs, len(data))), seed=args.seed)
+    seed = saved.get("seed", 0) if args.seed is None else args.seed
+    return view_pairs(data, range(min(args.pairs, len(data))), seed=seed)
 
 
 def diagnose_backbone(args: argparse.Namespace) -> int:
@@ -81,7 +82,7 @@ def diagnose_backbone(args: argparse.Namespace) -> int:
 
     source = str(args.checkpoint)
     if source.startswith("random:"):
-        torch.manual_seed(args.seed)
+        torch.manual_seed(args.seed or 0)
         backbone, saved = load_backbone(None, source.split(":", 1)[1]), {}
     else:
         if not args.checkpoint.is_file():
@@ -115,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--pairs", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the view draw; default: the run's seed, which reproduces the "
+        "pairs it diagnosed during training (0 without a run config)",
+    )
     p.add_argument("--image-size", type=int)
     p.add_argument("--crop-scale", type=float, nargs=2)
     p.add_argument("--degrees", type=float)

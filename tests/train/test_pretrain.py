@@ -171,7 +171,7 @@ def test_diagnostics_are_logged_during_a_run_and_recomputed_from_its_checkpoint(
     exported = json.loads((bdiag / "diagnostics.json").read_text())["diagnostics"]
     ckpt = out / "checkpoints" / "last.ckpt"
     args = argparse.Namespace(
-        data="phantom", data_root=None, pairs=8, seed=0, image_size=None,
+        data="phantom", data_root=None, pairs=8, seed=None, image_size=None,
         crop_scale=None, degrees=None, hflip_prob=None,
     )  # fmt: skip
     va, vb, ga, gb = held_out_pairs(args, run_settings(ckpt))
