@@ -99,6 +99,12 @@ class OPTiMLLoss(nn.Module):
             feature cost (max - min over a row, without the spatial term, no
             gradient), so that the plan's sharpness does not depend on the
             features' current scale.
+        image_decorrelation: Weight of a term against a pattern over the cells
+            that all images share up to a scalar (``s_k * p_i``, which centring
+            keeps and which makes the plan between two different images peak at
+            the same index): the mean squared cosine between the doubly centred
+            token maps (N x D, flattened) of two different images of the batch,
+            for each view. 0 (default) leaves it out.
         gather_distributed: Gather embeddings from all processes before the
             variance and covariance terms (as Lightly's losses do; for
             ``"residual"`` the centring of the statistics then uses the global
@@ -127,6 +133,7 @@ class OPTiMLLoss(nn.Module):
         cost: str = "cosine",
         center: str = "double",
         epsilon_scale: str = "relative",
+        image_decorrelation: float = 0.0,
         gather_distributed: bool = False,
         eps: float = 1e-4,
     ) -> None:
@@ -164,6 +171,7 @@ class OPTiMLLoss(nn.Module):
         self.cost = cost
         self.center = center
         self.epsilon_scale = epsilon_scale
+        self.image_decorrelation = image_decorrelation
         self.gather_distributed = gather_distributed
         self.eps = eps
         inv = alpha if global_invariance_weight is None else global_invariance_weight
@@ -219,6 +227,10 @@ class OPTiMLLoss(nn.Module):
         var, cov = self._dense_var_cov(qa, qb)
         dense = self.alpha * ot_loss + self.beta * var + self.eta * cov
         out = {"ot": ot_loss, "dense_var": var, "dense_cov": cov}
+        if self.image_decorrelation > 0:
+            xcorr = 0.5 * (_image_correlation(qa) + _image_correlation(qb))
+            dense = dense + self.image_decorrelation * xcorr
+            out["dense_xcorr"] = xcorr
         if global_a is None:
             out["loss"] = dense
             return out
@@ -346,6 +358,15 @@ class OPTiMLLoss(nn.Module):
                 eye = torch.eye(n, dtype=cost.dtype, device=cost.device) / n
                 plan = eye.expand(b, n, n)
         return plan.to(cost.dtype), cost
+
+
+def _image_correlation(q: Tensor) -> Tensor:
+    """Mean squared cosine between the doubly centred maps of two images of q."""
+    b = q.shape[0]
+    r = F.normalize(_center(q.float(), "double").reshape(b, -1), dim=1, eps=1e-8)
+    gram = r @ r.T
+    off = gram - torch.diag_embed(torch.diagonal(gram))
+    return off.pow(2).sum() / (b * (b - 1))
 
 
 def _center(q: Tensor, how: str) -> Tensor:

@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="relative",
         help="epsilon in cost units, or relative to each image's cost range",
     )
+    lo.add_argument(
+        "--image-decorrelation",
+        type=float,
+        default=0.0,
+        help="weight of the cross-image correlation of the centred dense maps",
+    )
     dg = p.add_argument_group("diagnostics")
     dg.add_argument(
         "--diagnose-every",
@@ -294,6 +300,7 @@ def build_module(args: argparse.Namespace) -> Any:
             "cost": args.cost,
             "center": args.center,
             "epsilon_scale": args.epsilon_scale,
+            "image_decorrelation": args.image_decorrelation,
         },
         **optimisation,
     )
