@@ -453,3 +453,33 @@ def test_residual_batch_statistics_are_per_position_on_the_residual() -> None:
     terms = _loss(dense_statistics="residual-batch", eps=1e-4).terms(q, q)
     assert terms["dense_var"].item() == pytest.approx(var_ref.item())
     assert terms["dense_cov"].item() == pytest.approx(cov_ref.item())
+
+
+def test_image_decorrelation_sees_an_image_scaled_cell_pattern() -> None:
+    g = torch.Generator().manual_seed(2)
+    scale = torch.randn(8, 1, 1, generator=g, dtype=torch.float64)
+    pattern = torch.randn(1, 9, 4, generator=g, dtype=torch.float64)
+    content = torch.randn(8, 9, 4, generator=g, dtype=torch.float64)
+
+    def xcorr(q: torch.Tensor) -> float:
+        loss = _loss(image_decorrelation=3.0)
+        return loss.terms(q, q)["dense_xcorr"].item()
+
+    # Hand computation: double-centre, flatten each image, mean squared cosine
+    # over ordered pairs of different images.
+    r = content - content.mean(0, keepdim=True) - content.mean(1, keepdim=True)
+    r = (r + content.mean((0, 1), keepdim=True)).reshape(8, -1)
+    cos = F.normalize(r, dim=1) @ F.normalize(r, dim=1).T
+    ref = (cos.pow(2).sum() - cos.diagonal().pow(2).sum()) / (8 * 7)
+    assert xcorr(content) == pytest.approx(ref.item())
+    # A pure image-scalar x cell-pattern code is fully correlated across images,
+    # and centring does not hide it (it is not additive).
+    assert xcorr(scale * pattern) == pytest.approx(1.0)
+    assert xcorr(scale * pattern + 0.1 * content) > 0.9 > 0.2 > xcorr(content)
+    # The term enters the dense loss with its weight; off by default.
+    on = _loss(image_decorrelation=3.0).terms(content, content)
+    off = _loss().terms(content, content)
+    assert "dense_xcorr" not in off
+    assert (on["loss"] - off["loss"]).item() == pytest.approx(
+        3.0 * on["dense_xcorr"].item()
+    )
