@@ -118,7 +118,8 @@ def settings(config: dict | None) -> str:
         f"{config.get('epsilon', 0.05):g} / {config.get('cvsim', 'global')} / "
         f"{config.get('global_weight', 0.25):g} / {config.get('beta', 25.0):g} / "
         f"{config.get('eta', 1.0):g} / {config.get('crop_scale', (0.3, 1.0))[0]:g} / "
-        f"{config.get('batch_size', 16)} / {config.get('precision', '32-true')}"
+        f"{config.get('batch_size', 16)} / {config.get('precision', '32-true')} / "
+        f"{config.get('image_decorrelation', 0.0):g}"
     )
 
 
@@ -127,7 +128,7 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
     head = (
         "| variant | statistics / centring / cost / epsilon scale / grid weight / flip / "
         "lr / epsilon / CV-SIM / global weight / beta / eta / min crop / batch / "
-        "precision "
+        "precision / image decorrelation "
         "| step | seeds | " + " | ".join(SHOWN) + " | gate |"
     )
     rows = [head, "|" + "---|" * (len(SHOWN) + 5)]
