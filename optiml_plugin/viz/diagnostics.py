@@ -45,6 +45,8 @@ def diagnostics_figure(
     ax = axes[3]
     ax.plot(steps, series("position_share"), "o-", label="cell index")
     ax.plot(steps, series("view_mean_share"), "s-", label="view mean")
+    if all("interaction_share" in h for h in history):
+        ax.plot(steps, series("interaction_share"), "^-", label="image x cell pattern")
     ax.axhline(gate.max_position_share, ls=":", color="k")
     ax.set_title("share of token variance")
     ax.legend(fontsize=8)
