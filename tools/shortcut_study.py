@@ -119,7 +119,8 @@ def settings(config: dict | None) -> str:
         f"{config.get('global_weight', 0.25):g} / {config.get('beta', 25.0):g} / "
         f"{config.get('eta', 1.0):g} / {config.get('crop_scale', (0.3, 1.0))[0]:g} / "
         f"{config.get('batch_size', 16)} / {config.get('precision', '32-true')} / "
-        f"{config.get('image_decorrelation', 0.0):g}"
+        f"{config.get('image_decorrelation', 0.0):g} / "
+        f"{config.get('feature_matching', 0.0):g}"
     )
 
 
@@ -128,7 +129,7 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
     head = (
         "| variant | statistics / centring / cost / epsilon scale / grid weight / flip / "
         "lr / epsilon / CV-SIM / global weight / beta / eta / min crop / batch / "
-        "precision / image decorrelation "
+        "precision / image decorrelation / feature matching "
         "| step | seeds | " + " | ".join(SHOWN) + " | gate |"
     )
     rows = [head, "|" + "---|" * (len(SHOWN) + 5)]

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="weight of the grid-distance term in the training plan's cost",
     )
-    lo.add_argument("--global-weight", type=float, default=0.25)
+    lo.add_argument("--global-weight", type=float, default=0.9)
     lo.add_argument(
         "--vicregl-alpha",
         type=float,
@@ -117,8 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument(
         "--image-decorrelation",
         type=float,
-        default=0.0,
+        default=25.0,
         help="weight of the cross-image correlation of the centred dense maps",
+    )
+    lo.add_argument(
+        "--feature-matching",
+        type=float,
+        default=0.0,
+        help="weight (x alpha) of VICRegL's nearest-cell feature matching",
     )
     dg = p.add_argument_group("diagnostics")
     dg.add_argument(
@@ -301,6 +307,7 @@ def build_module(args: argparse.Namespace) -> Any:
             "center": args.center,
             "epsilon_scale": args.epsilon_scale,
             "image_decorrelation": args.image_decorrelation,
+            "feature_matching": args.feature_matching,
         },
         **optimisation,
     )

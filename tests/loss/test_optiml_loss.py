@@ -12,7 +12,8 @@ from optiml_plugin import OPTiMLLoss
 # The settings these tests were written for; each test names what it changes.
 # The package's defaults are tested in test_defaults_*.
 PLAIN = {"position_weight": 0.0, "dense_statistics": "tokens", "center": "none",
-         "epsilon_scale": "absolute"}  # fmt: skip
+         "epsilon_scale": "absolute", "image_decorrelation": 0.0,
+         "global_weight": 0.25}  # fmt: skip
 
 
 def _loss(*args: float, **kwargs: object) -> OPTiMLLoss:
@@ -28,6 +29,8 @@ def test_defaults_are_the_measured_ones_and_need_the_grids() -> None:
         "relative",
     )
     assert loss.position_weight == 20.0 and loss.epsilon == 0.05
+    assert loss.image_decorrelation == 25.0 and loss.global_weight == 0.9
+    assert loss.feature_matching == 0.0
     a, b = _dense(0), _dense(1)
     with pytest.raises(ValueError, match="needs grid_a and grid_b .*CVSIMTransform"):
         loss(a, b)
@@ -476,10 +479,37 @@ def test_image_decorrelation_sees_an_image_scaled_cell_pattern() -> None:
     # and centring does not hide it (it is not additive).
     assert xcorr(scale * pattern) == pytest.approx(1.0)
     assert xcorr(scale * pattern + 0.1 * content) > 0.9 > 0.2 > xcorr(content)
-    # The term enters the dense loss with its weight; off by default.
+    # The term enters the dense loss with its weight (PLAIN turns it off).
     on = _loss(image_decorrelation=3.0).terms(content, content)
     off = _loss().terms(content, content)
     assert "dense_xcorr" not in off
     assert (on["loss"] - off["loss"]).item() == pytest.approx(
         3.0 * on["dense_xcorr"].item()
     )
+
+
+def test_feature_matching_is_the_nearest_cells_feature_cost() -> None:
+    a, b = _dense(3), _dense(4)
+    grid_a, grid_b = (
+        torch.rand(4, 9, 2, dtype=torch.float64),
+        torch.rand(4, 9, 2, dtype=torch.float64),
+    )
+    kwargs = {"center": "double", "position_weight": 20.0}
+    on = _loss(feature_matching=0.5, **kwargs).terms(a, b, grid_a=grid_a, grid_b=grid_b)
+    off = _loss(**kwargs).terms(a, b, grid_a=grid_a, grid_b=grid_b)
+    # Hand computation: double-centre, cosine cost without the grid term, nearest
+    # cell of the other view for every cell of both views.
+    ra = a - a.mean(0, keepdim=True) - a.mean(1, keepdim=True) + a.mean((0, 1))
+    rb = b - b.mean(0, keepdim=True) - b.mean(1, keepdim=True) + b.mean((0, 1))
+    ref = []
+    for k in range(4):
+        c = torch.tensor(
+            [[1 - F.cosine_similarity(x, y, dim=0) for y in rb[k]] for x in ra[k]]
+        )
+        ref.append(0.5 * (c.min(1).values.mean() + c.min(0).values.mean()))
+    assert on["dense_nn"].item() == pytest.approx(torch.stack(ref).mean().item())
+    assert "dense_nn" not in off
+    assert (on["loss"] - off["loss"]).item() == pytest.approx(
+        25.0 * 0.5 * on["dense_nn"].item()
+    )
+    assert on["ot"].item() == pytest.approx(off["ot"].item())

@@ -58,7 +58,8 @@ def test_module_loss_is_the_weighted_sum_with_the_ot_term() -> None:
     # The OT term must be in the optimised loss, with weight alpha (scaled by the
     # dense share); with the other terms off the loss is exactly alpha * OT.
     module = OPTiMLModule(
-        model=MODEL, loss={"beta": 0.0, "eta": 0.0, "global_weight": 0.0}
+        model=MODEL,
+        loss={"beta": 0.0, "eta": 0.0, "global_weight": 0.0, "image_decorrelation": 0},
     )
     terms = module.step_terms(_batch())
     assert terms["ot"].item() > 0
@@ -66,6 +67,7 @@ def test_module_loss_is_the_weighted_sum_with_the_ot_term() -> None:
     full = OPTiMLModule(model=MODEL, loss={"global_weight": 0.5})
     t = full.step_terms(_batch())
     dense = 25.0 * t["ot"] + 25.0 * t["dense_var"] + 1.0 * t["dense_cov"]
+    dense = dense + 25.0 * t["dense_xcorr"]  # the default image decorrelation
     assert t["loss"].item() == pytest.approx(
         (0.5 * dense + 0.5 * t["global"]).item(), rel=1e-6
     )
