@@ -33,13 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Flags on top of the package's defaults; "old-default" restores the settings the
 # positional-shortcut review measured (token statistics, no centring, absolute
-# epsilon, no flips).
+# epsilon, no flips); "previous-default" the defaults from 5cfc7fd to 05a110a
+# (centred, before the cross-image decorrelation term).
+PREVIOUS = ["--image-decorrelation", "0", "--global-weight", "0.25"]
 VARIANTS: dict[str, list[str]] = {
     "default": [],
+    "previous-default": PREVIOUS,
     "old-default": [
         "--dense-statistics", "tokens", "--center", "none", "--epsilon-scale",
         "absolute", "--hflip-prob", "0", "--crop-scale", "0.3", "1.0",
-        "--position-weight", "0",
+        "--position-weight", "0", *PREVIOUS,
     ],
 }  # fmt: skip
 
