@@ -33,9 +33,10 @@ from the cost and the statistics, and the grid term makes the training plan foll
 where the anatomy really is (views are flipped independently, so cell i of one view
 is often not cell i of the other). Centring keeps one code, an image-level scalar
 times a pattern over the cells, which makes the plan between two different images
-peak at the same index; the cross-image decorrelation X (weight 25) removes it, and a
-global share of 0.9 with it gave the best frozen probes and the fewest failed gate
-criteria on real radiographs. Like VICReg's reference code we average the two
+peak at the same index; the cross-image decorrelation X (weight 25) removes it. With a
+global share of 0.9 it met the most gate criteria of the settings screened on real
+radiographs, and it raised 5 of 7 frozen-probe metrics over the previous defaults
+(no X, global share 0.25), none lower. Like VICReg's reference code we average the two
 views' variance terms (the paper writes a sum: set ``beta`` twice as large for that
 reading).
 
