@@ -10,16 +10,29 @@ with torchvision names plus a JSON sidecar, and a figure of the transport plan.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from optiml_plugin.loss.optiml_loss import DENSE_STATISTICS
+from optiml_plugin.loss.optiml_loss import (
+    CENTERINGS,
+    COSTS,
+    DENSE_STATISTICS,
+    EPSILON_SCALES,
+    TRANSPORTS,
+    OPTiMLLoss,
+)
 from optiml_plugin.models.lightly_baseline import BASELINE_METHODS
 
 DEFAULTS_HELP = "a YAML file of option defaults (keys are the long option names)"
+
+
+def _loss_default(name: str) -> Any:
+    """The default of one ``OPTiMLLoss`` argument."""
+    return inspect.signature(OPTiMLLoss).parameters[name].default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,23 +85,35 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--cvsim", choices=("global", "cross", "none"), default="global")
     m.add_argument("--cvsim-heads", type=int, default=8)
     lo = p.add_argument_group("loss")
-    lo.add_argument("--alpha", type=float, default=25.0, help="OT term weight")
-    lo.add_argument("--beta", type=float, default=25.0, help="variance weight")
-    lo.add_argument("--eta", type=float, default=1.0, help="covariance weight")
+    # Defaults come from OPTiMLLoss's signature: one place states them.
     lo.add_argument(
-        "--epsilon", type=float, default=0.05, help="entropic regularisation"
+        "--alpha", type=float, default=_loss_default("alpha"), help="OT term weight"
     )
-    lo.add_argument("--sinkhorn-iters", type=int, default=100)
     lo.add_argument(
-        "--transport", choices=("sinkhorn", "emd", "identity"), default="sinkhorn"
+        "--beta", type=float, default=_loss_default("beta"), help="variance weight"
+    )
+    lo.add_argument(
+        "--eta", type=float, default=_loss_default("eta"), help="covariance weight"
+    )
+    lo.add_argument(
+        "--epsilon",
+        type=float,
+        default=_loss_default("epsilon"),
+        help="entropic regularisation",
+    )
+    lo.add_argument("--sinkhorn-iters", type=int, default=_loss_default("num_iters"))
+    lo.add_argument(
+        "--transport", choices=TRANSPORTS, default=_loss_default("transport")
     )
     lo.add_argument(
         "--position-weight",
         type=float,
-        default=20.0,
+        default=_loss_default("position_weight"),
         help="weight of the grid-distance term in the training plan's cost",
     )
-    lo.add_argument("--global-weight", type=float, default=0.9)
+    lo.add_argument(
+        "--global-weight", type=float, default=_loss_default("global_weight")
+    )
     lo.add_argument(
         "--vicregl-alpha",
         type=float,
@@ -98,32 +123,32 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument(
         "--dense-statistics",
         choices=DENSE_STATISTICS,
-        default="residual",
+        default=_loss_default("dense_statistics"),
         help="over what the dense var/cov are taken (see OPTiMLLoss)",
     )
-    lo.add_argument("--cost", choices=("cosine", "l2"), default="cosine")
+    lo.add_argument("--cost", choices=COSTS, default=_loss_default("cost"))
     lo.add_argument(
         "--center",
-        choices=("none", "batch", "view", "position", "double"),
-        default="double",
+        choices=CENTERINGS,
+        default=_loss_default("center"),
         help="what is subtracted from the tokens before the cost",
     )
     lo.add_argument(
         "--epsilon-scale",
-        choices=("absolute", "relative"),
-        default="relative",
+        choices=EPSILON_SCALES,
+        default=_loss_default("epsilon_scale"),
         help="epsilon in cost units, or relative to each image's cost range",
     )
     lo.add_argument(
         "--image-decorrelation",
         type=float,
-        default=25.0,
+        default=_loss_default("image_decorrelation"),
         help="weight of the cross-image correlation of the centred dense maps",
     )
     lo.add_argument(
         "--feature-matching",
         type=float,
-        default=0.0,
+        default=_loss_default("feature_matching"),
         help="weight (x alpha) of VICRegL's nearest-cell feature matching",
     )
     dg = p.add_argument_group("diagnostics")

@@ -183,3 +183,16 @@ def test_diagnostics_are_logged_during_a_run_and_recomputed_from_its_checkpoint(
     assert diagnose_main(["random:resnet18", *common]) == 0
     random = json.loads((bdiag / "diagnostics.json").read_text())["diagnostics"]
     assert random["position_share"] != pytest.approx(exported["position_share"])
+
+
+def test_cli_without_loss_flags_builds_the_default_loss() -> None:
+    from optiml_plugin import OPTiMLLoss
+    from optiml_plugin.train.pretrain import build_module
+
+    module = build_module(parse_args(["--backbone", "resnet18"]))
+    default = OPTiMLLoss()
+    for name in ("alpha", "beta", "eta", "epsilon", "num_iters", "transport",
+                 "position_weight", "global_weight", "dense_statistics", "cost",
+                 "center", "epsilon_scale", "image_decorrelation",
+                 "feature_matching"):  # fmt: skip
+        assert getattr(module.criterion, name) == getattr(default, name), name
