@@ -30,6 +30,32 @@ from optiml_plugin.models.lightly_baseline import BASELINE_METHODS
 DEFAULTS_HELP = "a YAML file of option defaults (keys are the long option names)"
 
 
+# (flag, OPTiMLLoss argument, argparse options) of the loss's command-line options.
+LOSS_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--alpha", "alpha", {"type": float, "help": "OT term weight"}),
+    ("--beta", "beta", {"type": float, "help": "variance weight"}),
+    ("--eta", "eta", {"type": float, "help": "covariance weight"}),
+    ("--epsilon", "epsilon", {"type": float, "help": "entropic regularisation"}),
+    ("--sinkhorn-iters", "num_iters", {"type": int, "help": "Sinkhorn iterations"}),
+    ("--transport", "transport", {"choices": TRANSPORTS, "help": "OT solver"}),
+    ("--position-weight", "position_weight", {"type": float,
+     "help": "weight of the grid-distance term in the training plan's cost"}),
+    ("--global-weight", "global_weight", {"type": float,
+     "help": "share of the global VICReg loss"}),
+    ("--dense-statistics", "dense_statistics", {"choices": DENSE_STATISTICS,
+     "help": "over what the dense var/cov are taken (see OPTiMLLoss)"}),
+    ("--cost", "cost", {"choices": COSTS, "help": "transport cost"}),
+    ("--center", "center", {"choices": CENTERINGS,
+     "help": "what is subtracted from the tokens before the cost"}),
+    ("--epsilon-scale", "epsilon_scale", {"choices": EPSILON_SCALES,
+     "help": "epsilon in cost units, or relative to each image's cost range"}),
+    ("--image-decorrelation", "image_decorrelation", {"type": float,
+     "help": "weight of the cross-image correlation of the centred dense maps"}),
+    ("--feature-matching", "feature_matching", {"type": float,
+     "help": "weight (x alpha) of VICRegL's nearest-cell feature matching"}),
+)  # fmt: skip
+
+
 def _loss_default(name: str) -> Any:
     """The default of one ``OPTiMLLoss`` argument."""
     return inspect.signature(OPTiMLLoss).parameters[name].default
@@ -86,70 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--cvsim-heads", type=int, default=8)
     lo = p.add_argument_group("loss")
     # Defaults come from OPTiMLLoss's signature: one place states them.
-    lo.add_argument(
-        "--alpha", type=float, default=_loss_default("alpha"), help="OT term weight"
-    )
-    lo.add_argument(
-        "--beta", type=float, default=_loss_default("beta"), help="variance weight"
-    )
-    lo.add_argument(
-        "--eta", type=float, default=_loss_default("eta"), help="covariance weight"
-    )
-    lo.add_argument(
-        "--epsilon",
-        type=float,
-        default=_loss_default("epsilon"),
-        help="entropic regularisation",
-    )
-    lo.add_argument("--sinkhorn-iters", type=int, default=_loss_default("num_iters"))
-    lo.add_argument(
-        "--transport", choices=TRANSPORTS, default=_loss_default("transport")
-    )
-    lo.add_argument(
-        "--position-weight",
-        type=float,
-        default=_loss_default("position_weight"),
-        help="weight of the grid-distance term in the training plan's cost",
-    )
-    lo.add_argument(
-        "--global-weight", type=float, default=_loss_default("global_weight")
-    )
+    for flag, name, kwargs in LOSS_OPTIONS:
+        lo.add_argument(flag, default=_loss_default(name), **kwargs)
     lo.add_argument(
         "--vicregl-alpha",
         type=float,
         default=0.75,
         help="--method vicregl: global share of Lightly's VICRegLLoss",
-    )
-    lo.add_argument(
-        "--dense-statistics",
-        choices=DENSE_STATISTICS,
-        default=_loss_default("dense_statistics"),
-        help="over what the dense var/cov are taken (see OPTiMLLoss)",
-    )
-    lo.add_argument("--cost", choices=COSTS, default=_loss_default("cost"))
-    lo.add_argument(
-        "--center",
-        choices=CENTERINGS,
-        default=_loss_default("center"),
-        help="what is subtracted from the tokens before the cost",
-    )
-    lo.add_argument(
-        "--epsilon-scale",
-        choices=EPSILON_SCALES,
-        default=_loss_default("epsilon_scale"),
-        help="epsilon in cost units, or relative to each image's cost range",
-    )
-    lo.add_argument(
-        "--image-decorrelation",
-        type=float,
-        default=_loss_default("image_decorrelation"),
-        help="weight of the cross-image correlation of the centred dense maps",
-    )
-    lo.add_argument(
-        "--feature-matching",
-        type=float,
-        default=_loss_default("feature_matching"),
-        help="weight (x alpha) of VICRegL's nearest-cell feature matching",
     )
     dg = p.add_argument_group("diagnostics")
     dg.add_argument(
