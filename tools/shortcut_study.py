@@ -123,7 +123,8 @@ def settings(config: dict | None) -> str:
         f"{config.get('eta', 1.0):g} / {config.get('crop_scale', (0.3, 1.0))[0]:g} / "
         f"{config.get('batch_size', 16)} / {config.get('precision', '32-true')} / "
         f"{config.get('image_decorrelation', 0.0):g} / "
-        f"{config.get('feature_matching', 0.0):g}"
+        f"{config.get('feature_matching', 0.0):g} / "
+        f"{config.get('plan_contrast', 0.0):g}"
     )
 
 
@@ -132,7 +133,7 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
     head = (
         "| variant | statistics / centring / cost / epsilon scale / grid weight / flip / "
         "lr / epsilon / CV-SIM / global weight / beta / eta / min crop / batch / "
-        "precision / image decorrelation / feature matching "
+        "precision / image decorrelation / feature matching / plan contrast "
         "| step | seeds | " + " | ".join(SHOWN) + " | gate |"
     )
     rows = [head, "|" + "---|" * (len(SHOWN) + 5)]

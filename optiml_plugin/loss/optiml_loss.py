@@ -45,6 +45,8 @@ reading).
   2024 (WACV 2025 as OTCXR).
 - [1] Bardes, Ponce, LeCun. VICRegL: Self-Supervised Learning of Local Visual
   Features. NeurIPS 2022.
+- [2] Blondel, Martins, Niculae. Learning with Fenchel-Young Losses. JMLR 21,
+  2020.
 """
 
 from __future__ import annotations
@@ -119,6 +121,14 @@ class OPTiMLLoss(nn.Module):
             feature-based matching [1]: each cell's feature cost to its nearest
             cell of the other view (no spatial term), averaged over the cells of
             both views. 0 (default) leaves it out.
+        plan_contrast: Weight, relative to ``alpha``, of ``<T - T_f, C_f>``:
+            the training plan T (with the grid term) minus the plan T_f from the
+            feature cost C_f alone, both without gradient. It is the gradient of
+            the Fenchel-Young loss of entropic OT [2] with T as the target: it
+            pulls the cells that T matches together and pushes apart the cells
+            that the features alone match but T does not, so the features learn
+            to find the corresponding cell without the grids. Needs
+            ``position_weight > 0``. 0 (default) leaves it out.
         gather_distributed: Gather embeddings from all processes before the
             variance and covariance terms (as Lightly's losses do; for
             ``"residual"`` the centring of the statistics then uses the global
@@ -149,6 +159,7 @@ class OPTiMLLoss(nn.Module):
         epsilon_scale: str = "relative",
         image_decorrelation: float = 25.0,
         feature_matching: float = 0.0,
+        plan_contrast: float = 0.0,
         gather_distributed: bool = False,
         eps: float = 1e-4,
     ) -> None:
@@ -170,6 +181,11 @@ class OPTiMLLoss(nn.Module):
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
         if not 0.0 <= global_weight <= 1.0:
             raise ValueError(f"global_weight must lie in [0, 1], got {global_weight}.")
+        if plan_contrast > 0 and position_weight <= 0:
+            raise ValueError(
+                "plan_contrast compares the feature-only plan with the training "
+                "plan, which needs the grid term: set position_weight > 0."
+            )
         if gather_distributed and not dist.is_available():
             raise ValueError(
                 "gather_distributed=True but torch.distributed is unavailable."
@@ -188,6 +204,7 @@ class OPTiMLLoss(nn.Module):
         self.epsilon_scale = epsilon_scale
         self.image_decorrelation = image_decorrelation
         self.feature_matching = feature_matching
+        self.plan_contrast = plan_contrast
         self.gather_distributed = gather_distributed
         self.eps = eps
         inv = alpha if global_invariance_weight is None else global_invariance_weight
@@ -232,8 +249,8 @@ class OPTiMLLoss(nn.Module):
     ) -> dict[str, Tensor]:
         """Returns the loss and its unweighted terms (for logging).
 
-        Keys: ``loss``, ``ot``, ``dense_var``, ``dense_cov``, ``dense_xcorr`` and
-        ``dense_nn`` when those terms are on and, with global embeddings,
+        Keys: ``loss``, ``ot``, ``dense_var``, ``dense_cov``, ``dense_xcorr``,
+        ``dense_nn`` and ``dense_contrast`` when those terms are on and, with global embeddings,
         ``global``. Arguments as in :meth:`forward`.
         """
         qa, qb = _tokens(dense_a, "dense_a"), _tokens(dense_b, "dense_b")
@@ -253,6 +270,13 @@ class OPTiMLLoss(nn.Module):
             nearest = 0.5 * (feats.amin(dim=2).mean() + feats.amin(dim=1).mean())
             dense = dense + self.alpha * self.feature_matching * nearest
             out["dense_nn"] = nearest
+        if self.plan_contrast > 0:
+            # Fenchel-Young loss of entropic OT [2]: its gradient in the feature
+            # cost is (T - T_f), both plans fixed; zero when the features alone
+            # give the training plan.
+            contrast = ot.transport_cost(plan - self._plan(feats, feats), feats).mean()
+            dense = dense + self.alpha * self.plan_contrast * contrast
+            out["dense_contrast"] = contrast
         if global_a is None:
             out["loss"] = dense
             return out

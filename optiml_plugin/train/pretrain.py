@@ -53,7 +53,14 @@ LOSS_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      "help": "weight of the cross-image correlation of the centred dense maps"}),
     ("--feature-matching", "feature_matching", {"type": float,
      "help": "weight (x alpha) of VICRegL's nearest-cell feature matching"}),
+    ("--plan-contrast", "plan_contrast", {"type": float,
+     "help": "weight (x alpha) of <T - T_features, C_features> (see OPTiMLLoss)"}),
 )  # fmt: skip
+
+
+def _dest(flag: str) -> str:
+    """The argparse attribute of a flag (``--sinkhorn-iters`` -> ``sinkhorn_iters``)."""
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def _loss_default(name: str) -> Any:
@@ -287,22 +294,7 @@ def build_module(args: argparse.Namespace) -> Any:
         )
     return OPTiMLModule(
         model={**model, "cvsim_mode": args.cvsim, "cvsim_heads": args.cvsim_heads},
-        loss={
-            "alpha": args.alpha,
-            "beta": args.beta,
-            "eta": args.eta,
-            "epsilon": args.epsilon,
-            "num_iters": args.sinkhorn_iters,
-            "transport": args.transport,
-            "position_weight": args.position_weight,
-            "global_weight": args.global_weight,
-            "dense_statistics": args.dense_statistics,
-            "cost": args.cost,
-            "center": args.center,
-            "epsilon_scale": args.epsilon_scale,
-            "image_decorrelation": args.image_decorrelation,
-            "feature_matching": args.feature_matching,
-        },
+        loss={name: getattr(args, _dest(flag)) for flag, name, _ in LOSS_OPTIONS},
         **optimisation,
     )
 

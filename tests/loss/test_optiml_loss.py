@@ -513,3 +513,48 @@ def test_feature_matching_is_the_nearest_cells_feature_cost() -> None:
         25.0 * 0.5 * on["dense_nn"].item()
     )
     assert on["ot"].item() == pytest.approx(off["ot"].item())
+
+
+def test_plan_contrast_is_the_training_plan_minus_the_feature_plan() -> None:
+    # <T - T_f, C_f> with both plans fixed: T from the cost with the grid term,
+    # T_f from the feature cost alone, each divided by the image's mean row range
+    # of the feature cost (relative epsilon). Reference plans: POT's sinkhorn.
+    import ot as pot
+
+    a = _dense(0, b=3).requires_grad_()
+    b = _dense(1, b=3)
+    grid_a = torch.rand(3, 9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))  # fmt: skip
+    grid_b = grid_a.flip(1)
+    kwargs = {"center": "double", "position_weight": 20.0, "epsilon": 0.1,
+              "num_iters": 300, "epsilon_scale": "relative"}  # fmt: skip
+    loss = _loss(plan_contrast=0.5, **kwargs)
+    terms = loss.terms(a, b, grid_a=grid_a, grid_b=grid_b)
+    off = _loss(**kwargs).terms(a, b, grid_a=grid_a, grid_b=grid_b)
+    assert "dense_contrast" not in off
+    feats = loss.cost_matrix(a, b, features_only=True).detach()
+    full = loss.cost_matrix(a, b, grid_a, grid_b).detach()
+    u = np.full(9, 1 / 9)
+    warnings.simplefilter("ignore")  # POT warns that 300 iterations is no convergence
+    diffs = []
+    for f, c in zip(feats, full, strict=True):
+        scale = (f.amax(1) - f.amin(1)).mean().item()
+        t = pot.sinkhorn(u, u, (c / scale).numpy(), 0.1, numItermax=300, stopThr=0)
+        t_f = pot.sinkhorn(u, u, (f / scale).numpy(), 0.1, numItermax=300, stopThr=0)
+        diffs.append(torch.from_numpy(t - t_f))
+    diff = torch.stack(diffs)
+    # The grids make the two plans differ, so the term is not trivially zero.
+    assert diff.abs().sum(dim=(1, 2)).min() > 0.1
+    value = (diff * feats).sum(dim=(1, 2)).mean()
+    assert terms["dense_contrast"].item() == pytest.approx(value.item(), abs=1e-6)
+    assert (terms["loss"] - off["loss"]).item() == pytest.approx(
+        25.0 * 0.5 * value.item(), abs=1e-5
+    )
+    # Both plans without gradient: d term / d C_f = (T - T_f) / B.
+    terms["dense_contrast"].backward()
+    a2 = a.detach().clone().requires_grad_()
+    (diff * loss.cost_matrix(a2, b, features_only=True)).sum(
+        dim=(1, 2)
+    ).mean().backward()
+    assert torch.allclose(a.grad, a2.grad, atol=1e-6)
+    with pytest.raises(ValueError, match="plan_contrast .*position_weight > 0"):
+        _loss(plan_contrast=1.0, position_weight=0.0)

@@ -194,5 +194,5 @@ def test_cli_without_loss_flags_builds_the_default_loss() -> None:
     for name in ("alpha", "beta", "eta", "epsilon", "num_iters", "transport",
                  "position_weight", "global_weight", "dense_statistics", "cost",
                  "center", "epsilon_scale", "image_decorrelation",
-                 "feature_matching"):  # fmt: skip
+                 "feature_matching", "plan_contrast"):  # fmt: skip
         assert getattr(module.criterion, name) == getattr(default, name), name
