@@ -29,6 +29,14 @@ is measured on held-out view pairs and has a trivial reference next to it:
 - ``plan_accuracy``: share of cells (inside the other view) whose plan row peaks
   at the true cell, from the transform's grids; ``same_index_accuracy``: the same
   measure for the same-index plan (cell i to cell i, no model) on the same pairs.
+- ``plan_accuracy_different`` / ``same_index_accuracy_different``: the same two
+  measures for the different-image pairs, the "true" cell being the one at the
+  nearest position in *image* coordinates (the grids), as if the two radiographs
+  were aligned. Chest radiographs roughly are, so tokens that encode anatomy can
+  make the plan between two different images peak at the same index whenever
+  their views were cropped alike; these two tell that apart from a code of the
+  index: a plan above the same-index plan here follows where a cell sits in the
+  image, not in the view.
 - ``plan_entropy``: entropy of the plan relative to the uniform plan's (1 =
   uniform; log N / log NM for a permutation).
 
@@ -239,6 +247,7 @@ def diagnose(
     n = plan_d.shape[1]
     same_index = plan_d.argmax(dim=2) == torch.arange(n, device=plan_d.device)
     eye = torch.eye(n, device=plan_s.device).expand(b, n, n)
+    grid_b_diff = grid_b.roll(*roll)  # the grids of the views in ``diff``
     return {
         "position_share": position,
         "view_mean_share": view_mean,
@@ -250,5 +259,11 @@ def diagnose(
         "ot_ratio": float(cost_s.mean() / cost_d.mean().clamp(min=1e-12)),
         "plan_accuracy": float(match_rates(plan_s, grid_a, grid_b).nanmean()),
         "same_index_accuracy": float(match_rates(eye, grid_a, grid_b).nanmean()),
+        "plan_accuracy_different": float(
+            match_rates(plan_d, grid_a, grid_b_diff).nanmean()
+        ),
+        "same_index_accuracy_different": float(
+            match_rates(eye, grid_a, grid_b_diff).nanmean()
+        ),
         "plan_entropy": float(plan_entropy(plan_s).mean()),
     }

@@ -152,6 +152,42 @@ def test_position_code_is_caught_and_content_passes() -> None:
     assert content["same_index_accuracy"] == pytest.approx(0.0)
     assert content["ot_ratio"] < 0.8 and content["same_index_rate_different"] < 0.5
     assert content["position_share"] < 0.3
+    # Different images: neither code follows image coordinates across them.
+    for d in (pos, content):
+        assert d["same_index_accuracy_different"] == pytest.approx(0.0)
+        assert d["plan_accuracy_different"] < 0.2
+
+
+def _aligned_pairs(b: int = 6):
+    # Every image is one atlas plus a little noise (aligned anatomy), cropped at
+    # x offset 0 or 8 px in turn (48 px wide); view B starts one cell (8 px)
+    # right of view A. Grids are in image coordinates, so they differ by image.
+    g = torch.Generator().manual_seed(4)
+    atlas = torch.randn(8, 32, 48, generator=g)
+    full = atlas + 0.05 * torch.randn(b, 8, 32, 48, generator=g)
+    offsets = [8 * (k % 2) for k in range(b)]
+    va = torch.stack([full[k, :, :, o : o + 32] for k, o in enumerate(offsets)])
+    vb = torch.stack([full[k, :, :, o + 8 : o + 40] for k, o in enumerate(offsets)])
+    cells = (torch.arange(4) + 0.5) / 4
+    yy, xx = torch.meshgrid(cells, cells, indexing="ij")
+    ga = torch.stack([torch.stack([(xx * 32 + o) / 48, yy], -1) for o in offsets])
+    gb = torch.stack([torch.stack([(xx * 32 + o + 8) / 48, yy], -1) for o in offsets])
+    return va, vb, ga, gb
+
+
+def test_a_plan_that_follows_aligned_anatomy_across_images_is_told_apart() -> None:
+    # Between two different images the anatomy is 0 or 2 cells away from the
+    # same index; content tokens follow it, a position code does not.
+    loss = OPTiMLLoss(
+        epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute"
+    )
+    content = diagnose(_CodeModel("content"), loss, *_aligned_pairs())
+    assert content["plan_accuracy_different"] > 0.9
+    assert 0.3 < content["same_index_accuracy_different"] < 0.7
+    pos = diagnose(_CodeModel("position"), loss, *_aligned_pairs())
+    assert pos["plan_accuracy_different"] == pytest.approx(
+        pos["same_index_accuracy_different"]
+    )
 
 
 def test_diagnose_runs_on_the_real_model_and_needs_two_images() -> None:
