@@ -99,7 +99,7 @@ def diagnose_backbone(args: argparse.Namespace) -> int:
               "diagnostics": d, "gate_failures": failures}  # fmt: skip
     (args.out / "diagnostics.json").write_text(json.dumps(report, indent=1))
     for key, value in d.items():
-        print(f"{key:28s} {value:.4f}")
+        print(f"{key:30s} {value:.4f}")
     print("gate: " + ("passed" if not failures else "; ".join(failures)))
     print(f"wrote {args.out / 'diagnostics.json'}")
     return 0
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     fig = plot_transport_plan(denormalize(va[0]), denormalize(vb[0]), plan[0], ga[0], gb[0], title=title)  # fmt: skip
     fig.savefig(args.out / "transport_plan.png", dpi=100)
     for key, value in d.items():
-        print(f"{key:28s} {value:.4f}")
+        print(f"{key:30s} {value:.4f}")
     print("gate: " + ("passed" if not failures else "; ".join(failures)))
     print(
         f"wrote {args.out / 'diagnostics.json'} and {args.out / 'transport_plan.png'}"
