@@ -249,9 +249,9 @@ class OPTiMLLoss(nn.Module):
     ) -> dict[str, Tensor]:
         """Returns the loss and its unweighted terms (for logging).
 
-        Keys: ``loss``, ``ot``, ``dense_var``, ``dense_cov``, ``dense_xcorr``,
-        ``dense_nn`` and ``dense_contrast`` when those terms are on and, with global embeddings,
-        ``global``. Arguments as in :meth:`forward`.
+        Keys: ``loss``, ``ot``, ``dense_var``, ``dense_cov``; ``dense_xcorr``,
+        ``dense_nn`` and ``dense_contrast`` when those terms are on; ``global``
+        with global embeddings. Arguments as in :meth:`forward`.
         """
         qa, qb = _tokens(dense_a, "dense_a"), _tokens(dense_b, "dense_b")
         _check_pair(qa, qb, global_a, global_b)
