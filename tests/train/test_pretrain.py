@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import inspect
 import json
 import os
 import signal
@@ -187,12 +188,17 @@ def test_diagnostics_are_logged_during_a_run_and_recomputed_from_its_checkpoint(
 
 def test_cli_without_loss_flags_builds_the_default_loss() -> None:
     from optiml_plugin import OPTiMLLoss
-    from optiml_plugin.train.pretrain import build_module
+    from optiml_plugin.train.pretrain import LOSS_OPTIONS, build_module
 
     module = build_module(parse_args(["--backbone", "resnet18"]))
     default = OPTiMLLoss()
-    for name in ("alpha", "beta", "eta", "epsilon", "num_iters", "transport",
-                 "position_weight", "global_weight", "dense_statistics", "cost",
-                 "center", "epsilon_scale", "image_decorrelation",
-                 "feature_matching", "plan_contrast"):  # fmt: skip
+    names = ("alpha", "beta", "eta", "epsilon", "num_iters", "transport",
+             "position_weight", "global_weight", "dense_statistics", "cost",
+             "center", "epsilon_scale", "image_decorrelation",
+             "feature_matching", "plan_contrast")  # fmt: skip
+    for name in names:
         assert getattr(module.criterion, name) == getattr(default, name), name
+    # Every loss option is on the command line, except those the run sets itself.
+    internal = {"global_invariance_weight", "gather_distributed", "eps"}
+    on_cli = {name for _, name, _ in LOSS_OPTIONS}
+    assert set(inspect.signature(OPTiMLLoss).parameters) - internal == on_cli
