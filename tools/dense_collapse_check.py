@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from optiml_plugin.data.phantom import PhantomDataset
 from optiml_plugin.diagnostics import Gate, diagnose
+from optiml_plugin.models.cvsim import CVSIM_MODES
 from optiml_plugin.train.diagnostics_callback import view_pairs
 from optiml_plugin.train.module import OPTiMLModule
 from optiml_plugin.transforms import CVSIMTransform
@@ -36,7 +37,7 @@ def _value(text: str) -> object:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loss", nargs="*", default=[], help="OPTiMLLoss KEY=VALUE")
-    p.add_argument("--cvsim", default="global", choices=("global", "cross", "none"))
+    p.add_argument("--cvsim", default="global", choices=CVSIM_MODES)
     p.add_argument("--steps", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hflip-prob", type=float, default=0.0)

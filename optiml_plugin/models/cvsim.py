@@ -11,6 +11,10 @@ Which context view t contributes is the ``mode``:
 - ``"global"`` (default): view t's global embedding ``z_t`` as one extra token.
   View s cannot read view t's individual tokens, so it cannot make the OT cost
   small by copying them (the "copy shortcut" of ``OPTiML.md``).
+- ``"pointwise"``: like ``"global"``, but each token of view s attends only to
+  itself and to ``z_t``, never to the other tokens of its own view. No token can
+  read its view's layout from its neighbours, so the block cannot turn a
+  view-level statistic (for example the view's mean token) into a per-cell code.
 - ``"cross"``: all of view t's dense tokens (full token-to-token cross attention).
   Offered for ablation: the copy shortcut is open.
 - ``"none"``: the module returns its input (CV-SIM switched off).
@@ -24,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-CVSIM_MODES = ("global", "cross", "none")
+CVSIM_MODES = ("global", "pointwise", "cross", "none")
 
 
 class CVSIM(nn.Module):
@@ -35,7 +39,8 @@ class CVSIM(nn.Module):
         global_dim: Dimension of the other view's global embedding (mode
             ``"global"``); defaults to ``dim``.
         num_heads: Attention heads; must divide ``dim``.
-        mode: ``"global"``, ``"cross"`` or ``"none"`` (see the module docstring).
+        mode: ``"global"``, ``"pointwise"``, ``"cross"`` or ``"none"`` (see the
+            module docstring).
         mlp_ratio: Width of the feed-forward layer relative to ``dim``.
 
     Examples:
@@ -83,7 +88,7 @@ class CVSIM(nn.Module):
         Args:
             tokens: Dense tokens of this view, (B, H, W, dim) or (B, N, dim).
             other_global: The other view's global embedding (B, global_dim);
-                required in mode ``"global"``.
+                required in modes ``"global"`` and ``"pointwise"``.
             other_tokens: The other view's dense tokens, (B, ..., dim); required in
                 mode ``"cross"``.
         """
@@ -92,16 +97,28 @@ class CVSIM(nn.Module):
         shape = tokens.shape
         x = tokens.reshape(shape[0], -1, shape[-1])
         query = self.norm_query(x)
-        if self.mode == "global":
+        if self.mode in ("global", "pointwise"):
             if other_global is None:
-                raise ValueError("CVSIM(mode='global') needs other_global (B, D).")
+                raise ValueError(
+                    f"CVSIM(mode={self.mode!r}) needs other_global (B, D)."
+                )
             extra = self.global_proj(other_global).unsqueeze(1)
         else:
             if other_tokens is None:
                 raise ValueError("CVSIM(mode='cross') needs other_tokens (B, ..., D).")
             extra = other_tokens.reshape(shape[0], -1, shape[-1])
-        context = self.norm_context(torch.cat([x, extra], dim=1))
-        attended, _ = self.attention(query, context, context, need_weights=False)
+        if self.mode == "pointwise":
+            # One attention problem per token: keys are the token and z_t only.
+            b, n, d = x.shape
+            context = torch.stack([x, extra.expand(b, n, d)], dim=2)
+            context = self.norm_context(context).reshape(b * n, 2, d)
+            attended, _ = self.attention(
+                query.reshape(b * n, 1, d), context, context, need_weights=False
+            )
+            attended = attended.reshape(b, n, d)
+        else:
+            context = self.norm_context(torch.cat([x, extra], dim=1))
+            attended, _ = self.attention(query, context, context, need_weights=False)
         x = x + attended
         x = x + self.mlp(x)
         return x.reshape(shape)

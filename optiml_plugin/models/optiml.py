@@ -62,7 +62,8 @@ class OPTiML(nn.Module):
         global_hidden_dim: Hidden width of the global head.
         dense_dim: Dimension of the dense tokens.
         dense_hidden_dim: Hidden width of the dense head.
-        cvsim_mode: ``"global"`` (default), ``"cross"`` or ``"none"``.
+        cvsim_mode: ``"global"`` (default), ``"pointwise"``, ``"cross"`` or
+            ``"none"`` (see :class:`CVSIM`).
         cvsim_heads: Attention heads of CV-SIM.
 
     Examples:

@@ -25,6 +25,7 @@ from optiml_plugin.loss.optiml_loss import (
     TRANSPORTS,
     OPTiMLLoss,
 )
+from optiml_plugin.models.cvsim import CVSIM_MODES
 from optiml_plugin.models.lightly_baseline import BASELINE_METHODS
 
 DEFAULTS_HELP = "a YAML file of option defaults (keys are the long option names)"
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--global-hidden-dim", type=int, default=2048)
     m.add_argument("--dense-dim", type=int, default=512)
     m.add_argument("--dense-hidden-dim", type=int, default=1024)
-    m.add_argument("--cvsim", choices=("global", "cross", "none"), default="global")
+    m.add_argument("--cvsim", choices=CVSIM_MODES, default="global")
     m.add_argument("--cvsim-heads", type=int, default=8)
     lo = p.add_argument_group("loss")
     # Defaults come from OPTiMLLoss's signature: one place states them.
