@@ -7,6 +7,7 @@ from optiml_plugin import OPTiMLLoss
 from optiml_plugin.diagnostics import (
     Gate,
     diagnose,
+    diagnose_pooled,
     interaction_share,
     match_rates,
     plan_entropy,
@@ -188,6 +189,36 @@ def test_a_plan_that_follows_aligned_anatomy_across_images_is_told_apart() -> No
     assert pos["plan_accuracy_different"] == pytest.approx(
         pos["same_index_accuracy_different"]
     )
+
+
+def test_pooled_diagnosis_weights_batches_and_pools_the_ot_costs() -> None:
+    loss = OPTiMLLoss(
+        epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute"
+    )
+    model = _CodeModel("content")
+    first, second = _pairs(8), _aligned_pairs(9)
+    one, per_draw = diagnose_pooled(model, loss, [first])
+    assert one == pytest.approx(diagnose(model, loss, *first)) and per_draw == [one]
+    pooled, per_draw = diagnose_pooled(model, loss, [first, second], batch_size=4)
+    # Draw 1: two batches of 4; draw 2 (9 pairs): batches of 5 and 4.
+    batches = [(4, first, 0, 4), (4, first, 4, 8), (5, second, 0, 5), (4, second, 5, 9)]
+    parts = [
+        (n, diagnose(model, loss, *(t[lo:hi] for t in pairs)))
+        for n, pairs, lo, hi in batches
+    ]
+    for key in ("plan_accuracy", "same_index_rate_different", "position_share"):
+        want = sum(n * d[key] for n, d in parts) / 17
+        assert pooled[key] == pytest.approx(want), key
+    ot_same = sum(n * d["ot_same"] for n, d in parts) / 17
+    ot_diff = sum(n * d["ot_different"] for n, d in parts) / 17
+    assert pooled["ot_ratio"] == pytest.approx(ot_same / ot_diff)
+    mean_of_ratios = sum(n * d["ot_ratio"] for n, d in parts) / 17
+    assert pooled["ot_ratio"] != pytest.approx(mean_of_ratios, rel=1e-3)
+    assert per_draw[1]["ot_same"] == pytest.approx(
+        (5 * parts[2][1]["ot_same"] + 4 * parts[3][1]["ot_same"]) / 9
+    )
+    with pytest.raises(ValueError, match="batch_size"):
+        diagnose_pooled(model, loss, [first], batch_size=1)
 
 
 def test_diagnose_runs_on_the_real_model_and_needs_two_images() -> None:

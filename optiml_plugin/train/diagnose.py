@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from optiml_plugin.diagnostics import Gate, diagnose
+from optiml_plugin.diagnostics import Gate, diagnose_pooled
 
 
 def load_module(path: Path):  # noqa: ANN201
@@ -61,8 +61,11 @@ def view_settings(args: argparse.Namespace, saved: dict) -> argparse.Namespace:
     )  # fmt: skip
 
 
-def held_out_pairs(args: argparse.Namespace, saved: dict) -> tuple:
-    """The fixed held-out view pairs (views and grids) the diagnostics use."""
+def held_out_pairs(args: argparse.Namespace, saved: dict, draw: int = 0) -> tuple:
+    """The fixed held-out view pairs (views and grids) the diagnostics use.
+
+    Draw k uses the seed of the view draw plus k.
+    """
     from optiml_plugin.train.diagnostics_callback import view_pairs
     from optiml_plugin.train.pretrain import build_transform, image_dataset
 
@@ -72,7 +75,7 @@ def held_out_pairs(args: argparse.Namespace, saved: dict) -> tuple:
         args.data_root,
     )  # fmt: skip
     seed = saved.get("seed", 0) if args.seed is None else args.seed
-    return view_pairs(data, range(min(args.pairs, len(data))), seed=seed)
+    return view_pairs(data, range(min(args.pairs, len(data))), seed=seed + draw)
 
 
 def diagnose_backbone(args: argparse.Namespace) -> int:
@@ -123,6 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         help="seed of the view draw; default: the run's seed, which reproduces the "
         "pairs it diagnosed during training (0 without a run config)",
     )
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        help="draws of views of the same images (seeds SEED, SEED + 1, ...); the "
+        "figures are pooled over all draws",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="pairs per diagnosis batch (batch-norm statistics, centring and the "
+        "different-image pairs are within a batch); default: all pairs at once",
+    )
     p.add_argument("--image-size", type=int)
     p.add_argument("--crop-scale", type=float, nargs=2)
     p.add_argument("--degrees", type=float)
@@ -140,12 +157,19 @@ def main(argv: list[str] | None = None) -> int:
 
     module = load_module(args.checkpoint)
     saved = run_settings(args.checkpoint)
-    pairs = held_out_pairs(args, saved)
-    d = diagnose(module.model, module.criterion, *pairs)
+    if args.draws < 1:
+        raise ValueError(f"--draws must be >= 1, got {args.draws}.")
+    draws = [held_out_pairs(args, saved, k) for k in range(args.draws)]
+    d, per_draw = diagnose_pooled(
+        module.model, module.criterion, draws, batch_size=args.batch_size
+    )
     failures = Gate().failures(d)
     args.out.mkdir(parents=True, exist_ok=True)
+    pairs = draws[0]
     report = {"checkpoint": str(args.checkpoint), "data": args.data,
-              "pairs": int(pairs[0].shape[0]), "diagnostics": d, "gate_failures": failures}  # fmt: skip
+              "pairs": int(pairs[0].shape[0]), "draws": args.draws,
+              "batch_size": args.batch_size, "diagnostics": d,
+              "per_draw": per_draw, "gate_failures": failures}  # fmt: skip
     (args.out / "diagnostics.json").write_text(json.dumps(report, indent=1))
     va, vb, ga, gb = pairs
     with torch.no_grad():

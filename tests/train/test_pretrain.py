@@ -161,6 +161,16 @@ def test_diagnostics_are_logged_during_a_run_and_recomputed_from_its_checkpoint(
         "step"
     }
     assert (diag / "transport_plan.png").is_file()
+    # --draws: the first draw is the one above; the second is a new draw of views.
+    assert diagnose_main([str(out / "checkpoints" / "last.ckpt"), "--out", str(diag),
+                          "--pairs", "8", "--draws", "2", "--batch-size", "4"]) == 0  # fmt: skip
+    pooled = json.loads((diag / "diagnostics.json").read_text())
+    first, second = pooled["per_draw"]
+    assert first != pytest.approx(again["diagnostics"])  # batches of 4, not 8
+    assert first["ot_same"] != pytest.approx(second["ot_same"])
+    assert pooled["diagnostics"]["ot_same"] == pytest.approx(
+        (first["ot_same"] + second["ot_same"]) / 2
+    )
     # --backbone-only: the exported backbone.pth, on its own layer4 tokens, gives
     # what the checkpoint's backbone gives on the same held-out pairs.
     from optiml_plugin.eval.real.evaluate import backbone_diagnostics
