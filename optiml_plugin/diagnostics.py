@@ -64,6 +64,7 @@ from torch import Tensor
 
 from optiml_plugin import ot
 from optiml_plugin.loss import OPTiMLLoss
+from optiml_plugin.loss.optiml_loss import inside_other_view
 from optiml_plugin.models import OPTiML
 
 KEYS = (
@@ -159,10 +160,8 @@ def match_rates(plan: Tensor, grid_a: Tensor, grid_b: Tensor) -> Tensor:
     """
     b = plan.shape[0]
     pa, pb = grid_a.reshape(b, -1, 2).float(), grid_b.reshape(b, -1, 2).float()
-    dist = torch.cdist(pa, pb)
-    near_dist, nearest = dist.min(dim=2)
-    cell = torch.cdist(pb, pb).topk(2, dim=2, largest=False).values[..., 1]
-    inside = near_dist < cell.median(dim=1).values[:, None]
+    nearest = torch.cdist(pa, pb).argmin(dim=2)
+    inside = inside_other_view(pa, pb)
     hit = (plan.argmax(dim=2) == nearest) & inside
     count = inside.sum(dim=1)
     rate = hit.sum(dim=1).double() / count.clamp(min=1)

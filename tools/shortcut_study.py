@@ -174,8 +174,11 @@ def collect(args: argparse.Namespace) -> int:
             run = run.parent
             name, _, seed = run.name.rpartition("_seed")
             report = run / "diagnostics.json"
-            rediag = run / "rediag" / "diagnostics.json"
+            rediag = run / (args.diagnosis or "rediag") / "diagnostics.json"
             config = yaml.safe_load((run / "config.yaml").read_text())
+            if args.diagnosis and not rediag.is_file():
+                print(f"skipped {run}: no {rediag}")
+                continue
             if rediag.is_file():  # the last checkpoint, diagnosed by tools/diagnose.py
                 final = json.loads(rediag.read_text())["diagnostics"]
                 history = [{"step": config["max_steps"], **final}]
@@ -213,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=48)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--diagnosis",
+        default=None,
+        help="with --collect: tabulate only each run's RUN/NAME/diagnostics.json "
+        "(tools/diagnose.py --out RUN/NAME, e.g. pooled over draws), at the run's "
+        "last step; default: RUN/rediag if present, else the run's own log",
+    )
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=Path("runs/shortcut_study"))
     p.add_argument(

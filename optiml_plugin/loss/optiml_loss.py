@@ -65,6 +65,7 @@ DENSE_STATISTICS = ("batch", "tokens", "both", "residual", "residual-batch")
 COSTS = ("cosine", "l2")
 CENTERINGS = ("none", "batch", "view", "position", "double")
 EPSILON_SCALES = ("absolute", "relative")
+CONTRAST_CELLS = ("all", "overlap")
 
 
 class OPTiMLLoss(nn.Module):
@@ -129,6 +130,15 @@ class OPTiMLLoss(nn.Module):
             that the features alone match but T does not, so the features learn
             to find the corresponding cell without the grids. Needs
             ``position_weight > 0``. 0 (default) leaves it out.
+        plan_contrast_cells: Which cells the plan contrast counts: ``"all"``
+            (default), or ``"overlap"``: only a cell whose true match lies inside
+            the other view (nearest cell of the other view, in the original
+            image, closer than one cell of it; :func:`inside_other_view`): the
+            rows of view s's cells and the columns of view t's cells that have
+            one, each weighted by one half. A cell outside the other view has no
+            true match; balanced OT still sends its mass to the nearest cells by
+            the grids, and contrasting that teaches the features where a cell
+            sits rather than what it shows.
         gather_distributed: Gather embeddings from all processes before the
             variance and covariance terms (as Lightly's losses do; for
             ``"residual"`` the centring of the statistics then uses the global
@@ -160,6 +170,7 @@ class OPTiMLLoss(nn.Module):
         image_decorrelation: float = 25.0,
         feature_matching: float = 0.0,
         plan_contrast: float = 0.0,
+        plan_contrast_cells: str = "all",
         gather_distributed: bool = False,
         eps: float = 1e-4,
     ) -> None:
@@ -176,6 +187,7 @@ class OPTiMLLoss(nn.Module):
             ("cost", cost, COSTS),
             ("center", center, CENTERINGS),
             ("epsilon_scale", epsilon_scale, EPSILON_SCALES),
+            ("plan_contrast_cells", plan_contrast_cells, CONTRAST_CELLS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
@@ -205,6 +217,7 @@ class OPTiMLLoss(nn.Module):
         self.image_decorrelation = image_decorrelation
         self.feature_matching = feature_matching
         self.plan_contrast = plan_contrast
+        self.plan_contrast_cells = plan_contrast_cells
         self.gather_distributed = gather_distributed
         self.eps = eps
         inv = alpha if global_invariance_weight is None else global_invariance_weight
@@ -274,7 +287,13 @@ class OPTiMLLoss(nn.Module):
             # Fenchel-Young loss of entropic OT [2]: its gradient in the feature
             # cost is (T - T_f), both plans fixed; zero when the features alone
             # give the training plan.
-            contrast = ot.transport_cost(plan - self._plan(feats, feats), feats).mean()
+            diff = plan - self._plan(feats, feats)
+            if self.plan_contrast_cells == "overlap":
+                pa, pb = _tokens(grid_a, "grid_a"), _tokens(grid_b, "grid_b")
+                rows = inside_other_view(pa, pb).to(diff.dtype)
+                cols = inside_other_view(pb, pa).to(diff.dtype)
+                diff = diff * 0.5 * (rows[:, :, None] + cols[:, None, :])
+            contrast = ot.transport_cost(diff, feats).mean()
             dense = dense + self.alpha * self.plan_contrast * contrast
             out["dense_contrast"] = contrast
         if global_a is None:
@@ -409,6 +428,19 @@ class OPTiMLLoss(nn.Module):
                 eye = torch.eye(n, dtype=cost.dtype, device=cost.device) / n
                 plan = eye.expand(b, n, n)
         return plan.to(cost.dtype)
+
+
+def inside_other_view(grid_s: Tensor, grid_t: Tensor) -> Tensor:
+    """Which cells of view s have a true match inside view t, (B, N) bool.
+
+    Cell i of s counts when the nearest cell of t, in the original image (the
+    grids, (B, N, 2) and (B, M, 2)), is closer than one cell of t (the median
+    distance between neighbouring cells of t).
+    """
+    ps, pt = grid_s.float(), grid_t.float()
+    nearest = torch.cdist(ps, pt).amin(dim=2)
+    cell = torch.cdist(pt, pt).topk(2, dim=2, largest=False).values[..., 1]
+    return nearest < cell.median(dim=1).values[:, None]
 
 
 def _image_correlation(q: Tensor) -> Tensor:

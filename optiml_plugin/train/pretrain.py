@@ -19,6 +19,7 @@ import yaml
 
 from optiml_plugin.loss.optiml_loss import (
     CENTERINGS,
+    CONTRAST_CELLS,
     COSTS,
     DENSE_STATISTICS,
     EPSILON_SCALES,
@@ -56,6 +57,9 @@ LOSS_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      "help": "weight (x alpha) of VICRegL's nearest-cell feature matching"}),
     ("--plan-contrast", "plan_contrast", {"type": float,
      "help": "weight (x alpha) of <T - T_features, C_features> (see OPTiMLLoss)"}),
+    ("--plan-contrast-cells", "plan_contrast_cells", {"choices": CONTRAST_CELLS,
+     "help": "cells the plan contrast counts: all, or those with a match "
+     "inside the other view"}),
 )  # fmt: skip
 
 

@@ -558,3 +558,54 @@ def test_plan_contrast_is_the_training_plan_minus_the_feature_plan() -> None:
     assert torch.allclose(a.grad, a2.grad, atol=1e-6)
     with pytest.raises(ValueError, match="plan_contrast .*position_weight > 0"):
         _loss(plan_contrast=1.0, position_weight=0.0)
+
+
+def _half_overlapping_grids(b: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    # 3 x 3 cells 0.2 apart; view B starts 0.45 right of view A, so only A's
+    # right column (x = 0.5) and B's left column (x = 0.55) lie in the other view.
+    cells = torch.tensor([0.1, 0.3, 0.5], dtype=torch.float64)
+    yy, xx = torch.meshgrid(cells, cells, indexing="ij")
+    grid_a = torch.stack([xx, yy], -1).reshape(1, 9, 2).expand(b, 9, 2)
+    return grid_a, grid_a + torch.tensor([0.45, 0.0], dtype=torch.float64)
+
+
+def test_inside_other_view_of_half_overlapping_views() -> None:
+    from optiml_plugin.loss.optiml_loss import inside_other_view
+
+    grid_a, grid_b = _half_overlapping_grids()
+    right = torch.tensor([False, False, True] * 3)
+    assert torch.equal(inside_other_view(grid_a, grid_b), right.expand(3, 9))
+    assert torch.equal(inside_other_view(grid_b, grid_a), right.flip(0).expand(3, 9))
+    assert inside_other_view(grid_a, grid_a).all()
+
+
+def test_plan_contrast_on_overlap_counts_only_cells_with_a_true_match() -> None:
+    # Rows of A's cells inside B and columns of B's cells inside A, each weighted
+    # by one half, of <T - T_f, C_f>; T_f and T as in the test above (POT).
+    import ot as pot
+
+    a, b = _dense(0, b=3).requires_grad_(), _dense(1, b=3)
+    grid_a, grid_b = _half_overlapping_grids()
+    kwargs = {"center": "double", "position_weight": 20.0, "epsilon": 0.1,
+              "num_iters": 300, "epsilon_scale": "relative", "plan_contrast": 0.5}  # fmt: skip
+    overlap = _loss(plan_contrast_cells="overlap", **kwargs)
+    terms = overlap.terms(a, b, grid_a=grid_a, grid_b=grid_b)
+    every = _loss(**kwargs).terms(a, b, grid_a=grid_a, grid_b=grid_b)
+    feats = overlap.cost_matrix(a, b, features_only=True).detach()
+    full = overlap.cost_matrix(a, b, grid_a, grid_b).detach()
+    u = np.full(9, 1 / 9)
+    warnings.simplefilter("ignore")
+    diffs = []
+    for f, c in zip(feats, full, strict=True):
+        scale = (f.amax(1) - f.amin(1)).mean().item()
+        t = pot.sinkhorn(u, u, (c / scale).numpy(), 0.1, numItermax=300, stopThr=0)
+        t_f = pot.sinkhorn(u, u, (f / scale).numpy(), 0.1, numItermax=300, stopThr=0)
+        diffs.append(torch.from_numpy(t - t_f))
+    right = torch.tensor([0.0, 0.0, 1.0] * 3, dtype=torch.float64)
+    mask = 0.5 * (right[:, None] + right.flip(0)[None, :])
+    value = (torch.stack(diffs) * mask * feats).sum(dim=(1, 2)).mean()
+    assert terms["dense_contrast"].item() == pytest.approx(value.item(), abs=1e-6)
+    # Leaving out the cells without a match changes the term.
+    assert abs(every["dense_contrast"].item() - value.item()) > 1e-3
+    with pytest.raises(ValueError, match="plan_contrast_cells"):
+        _loss(plan_contrast_cells="some")
