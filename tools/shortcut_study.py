@@ -9,7 +9,11 @@ benchmark's settings) on ``cxr_pool/pool.txt`` with ``--diagnose-every``; the
 held-out pairs come from the test splits of ``mcsz_lungseg`` and
 ``nih_cxr_sample`` (never in the pool). Runs go in parallel as single-thread
 processes (on a 2-core machine two of them do twice the work of one two-thread
-process). Writes ``study.json`` and ``study.md`` (the README's table) to --out.
+process). After each run its last checkpoint is diagnosed again on more pairs
+(``--final-pairs`` images x ``--final-draws`` draws of views, in batches of
+``--pairs``; the row "N pooled"): one draw of 48 pairs is a noisy measurement.
+The held-out views are the same for every seed (``--diagnose-seed 0``). Writes
+``study.json`` and ``study.md`` (the README's table) to --out.
 """
 
 from __future__ import annotations
@@ -84,13 +88,31 @@ def run_one(args: argparse.Namespace, name: str, extra: list[str], seed: int) ->
     if proc.returncode != 0:
         raise RuntimeError(f"{name} seed {seed} failed; see {log}")
     report = json.loads((out / "diagnostics.json").read_text())
-    return {
+    result = {
         "name": name,
         "seed": seed,
         "seconds": time.time() - start,
         "config": yaml.safe_load((out / "config.yaml").read_text()),
         "history": report["history"],
     }
+    if args.final_draws > 0:
+        result["pooled"] = pooled_diagnosis(args, out, env)
+    return result
+
+
+def pooled_diagnosis(args: argparse.Namespace, run: Path, env: dict) -> dict:
+    """The last checkpoint on --final-pairs held-out images x --final-draws draws
+    of views (seeds 0, 1, ...), in batches of --pairs; written to RUN/pooled."""
+    argv = [
+        sys.executable, str(ROOT / "tools" / "diagnose.py"),
+        str(run / "checkpoints" / "last.ckpt"), "--data", str(args.held_out),
+        "--data-root", str(args.data_root), "--pairs", str(args.final_pairs),
+        "--batch-size", str(args.pairs), "--draws", str(args.final_draws),
+        "--seed", "0", "--out", str(run / "pooled"),
+    ]  # fmt: skip
+    with open(run.with_suffix(".pooled.log"), "w") as f:
+        subprocess.run(argv, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+    return json.loads((run / "pooled" / "diagnostics.json").read_text())["diagnostics"]
 
 
 def at_step(history: list[dict], step: int) -> dict | None:
@@ -124,7 +146,8 @@ def settings(config: dict | None) -> str:
         f"{config.get('batch_size', 16)} / {config.get('precision', '32-true')} / "
         f"{config.get('image_decorrelation', 0.0):g} / "
         f"{config.get('feature_matching', 0.0):g} / "
-        f"{config.get('plan_contrast', 0.0):g}"
+        f"{config.get('plan_contrast', 0.0):g} / "
+        f"{config.get('plan_contrast_cells', 'all')}"
     )
 
 
@@ -133,7 +156,8 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
     head = (
         "| variant | statistics / centring / cost / epsilon scale / grid weight / flip / "
         "lr / epsilon / CV-SIM / global weight / beta / eta / min crop / batch / "
-        "precision / image decorrelation / feature matching / plan contrast "
+        "precision / image decorrelation / feature matching / plan contrast / "
+        "contrast cells "
         "| step | seeds | " + " | ".join(SHOWN) + " | gate |"
     )
     rows = [head, "|" + "---|" * (len(SHOWN) + 5)]
@@ -144,26 +168,33 @@ def table(results: list[dict], steps: list[int], gate: Gate) -> str:
             d = [x for x in (at_step(r["history"], step) for r in runs) if x]
             if not d:
                 continue
-            cells = []
-            for key in SHOWN:
-                v = [x[key] for x in d if key in x]
-                if not v:
-                    cells.append("–")
-                    continue
-                m = sum(v) / len(v)
-                cells.append(
-                    f"{m:.3f}"
-                    if len(v) == 1
-                    else f"{m:.3f} ({min(v):.2f}-{max(v):.2f})"
-                )
-            passed = sum(not gate.failures(x) for x in d)
-            met = sorted(5 - len(gate.failures(x)) for x in d)
-            rows.append(
-                f"| {name} | {settings(runs[0].get('config'))} | {step} | {len(d)} | "
-                + " | ".join(cells)
-                + f" | {passed}/{len(d)} pass ({'/'.join(map(str, met))} of 5) |"
-            )
+            rows.append(row(name, runs, str(step), d, gate))
+        pooled = [r["pooled"] for r in runs if r.get("pooled")]
+        if pooled:
+            last = runs[0]["config"]["max_steps"]
+            rows.append(row(name, runs, f"{last} pooled", pooled, gate))
     return "\n".join(rows)
+
+
+def row(name: str, runs: list[dict], step: str, d: list[dict], gate: Gate) -> str:
+    """One table row: mean (min-max over seeds) of each figure, the gate's verdict."""
+    cells = []
+    for key in SHOWN:
+        v = [x[key] for x in d if key in x]
+        if not v:
+            cells.append("–")
+            continue
+        m = sum(v) / len(v)
+        cells.append(
+            f"{m:.3f}" if len(v) == 1 else f"{m:.3f} ({min(v):.2f}-{max(v):.2f})"
+        )
+    passed = sum(not gate.failures(x) for x in d)
+    met = "/".join(str(5 - len(gate.failures(x))) for x in d)
+    return (
+        f"| {name} | {settings(runs[0].get('config'))} | {step} | {len(d)} | "
+        + " | ".join(cells)
+        + f" | {passed}/{len(d)} pass ({met} of 5) |"
+    )
 
 
 def collect(args: argparse.Namespace) -> int:
@@ -186,11 +217,14 @@ def collect(args: argparse.Namespace) -> int:
                 history = json.loads(report.read_text())["history"]
             else:
                 history = csv_history(run)
+            pooled = run / "pooled" / "diagnostics.json"
             if history:
                 results.append({
                     "name": name, "seed": int(seed), "study": str(folder),
                     "config": config,
                     "history": history,
+                    "pooled": json.loads(pooled.read_text())["diagnostics"]
+                    if pooled.is_file() else None,
                 })  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     md = table(results, args.report_steps, Gate())
@@ -216,6 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=48)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--final-draws",
+        type=int,
+        default=3,
+        help="after each run, diagnose its last checkpoint on this many draws of "
+        "views of --final-pairs held-out images (RUN/pooled; 0: off)",
+    )
+    p.add_argument("--final-pairs", type=int, default=288)
     p.add_argument(
         "--diagnosis",
         default=None,

@@ -74,7 +74,9 @@ def held_out_pairs(args: argparse.Namespace, saved: dict, draw: int = 0) -> tupl
         saved.get("phantom_size", 256), saved.get("seed", 0) + 2_000_003, "skip",
         args.data_root,
     )  # fmt: skip
-    seed = saved.get("seed", 0) if args.seed is None else args.seed
+    # The run's own draw: --diagnose-seed (runs before it existed used --seed).
+    seed = saved.get("diagnose_seed", saved.get("seed", 0))
+    seed = seed if args.seed is None else args.seed
     return view_pairs(data, range(min(args.pairs, len(data))), seed=seed + draw)
 
 
@@ -123,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "--seed",
         type=int,
         default=None,
-        help="seed of the view draw; default: the run's seed, which reproduces the "
-        "pairs it diagnosed during training (0 without a run config)",
+        help="seed of the view draw; default: the run's --diagnose-seed, which "
+        "reproduces the pairs it diagnosed during training (0 without a run config)",
     )
     p.add_argument(
         "--draws",

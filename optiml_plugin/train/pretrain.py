@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--data phantom, else the first training images)",
     )
     dg.add_argument("--diagnose-pairs", type=int, default=32)
+    dg.add_argument(
+        "--diagnose-seed",
+        type=int,
+        default=0,
+        help="seed of the held-out views; fixed, so that runs of different --seed "
+        "are diagnosed on the same pairs",
+    )
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", choices=("lars", "adamw"), default="lars")
     o.add_argument("--lr", type=float, default=0.2, help="base lr per 256 images")
@@ -265,7 +272,7 @@ def build_diagnostics(args: argparse.Namespace) -> Any:
         args.on_error, args.data_root,
     )  # fmt: skip
     n = min(args.diagnose_pairs, len(data))
-    pairs = view_pairs(data, range(n), seed=args.seed)
+    pairs = view_pairs(data, range(n), seed=args.diagnose_seed)
     return DiagnosticsCallback(
         pairs, args.diagnose_every, out=args.out / "diagnostics.json"
     )

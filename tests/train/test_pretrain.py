@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -212,3 +213,23 @@ def test_cli_without_loss_flags_builds_the_default_loss() -> None:
     internal = {"global_invariance_weight", "gather_distributed", "eps"}
     on_cli = {name for _, name, _ in LOSS_OPTIONS}
     assert set(inspect.signature(OPTiMLLoss).parameters) - internal == on_cli
+
+
+def test_held_out_views_do_not_depend_on_the_training_seed(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from optiml_plugin.train.pretrain import build_diagnostics
+
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        Image.fromarray(rng.integers(0, 255, (96, 96), dtype=np.uint8)).save(
+            tmp_path / f"{k}.png"
+        )
+
+    def views(*flags: str) -> torch.Tensor:
+        args = parse_args([*TINY, "--diagnose-every", "1", "--diagnose-data",
+                           str(tmp_path), "--diagnose-pairs", "4", *flags])  # fmt: skip
+        return build_diagnostics(args).pairs[0]
+
+    assert torch.equal(views("--seed", "0"), views("--seed", "1"))
+    assert not torch.equal(views("--seed", "0"), views("--diagnose-seed", "1"))
