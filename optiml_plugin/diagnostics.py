@@ -318,3 +318,41 @@ def _pool(results: list[tuple[int, dict[str, float]]]) -> dict[str, float]:
     out = {key: sum(n * d[key] for n, d in results) / total for key in results[0][1]}
     out["ot_ratio"] = out["ot_same"] / max(out["ot_different"], 1e-12)
     return out
+
+
+class PixelTokens(torch.nn.Module):
+    """A trivial reference for the diagnostics: each cell's token is its own pixels.
+
+    The view is cut into the cells of a network of the given stride (a 160 px
+    view into 5 x 5 cells for stride 32) and each cell's token is its first
+    channel average-pooled to ``k`` x ``k`` values. Features that find the
+    corresponding cell no better than these have learned nothing a pixel
+    comparison does not give. It has the two methods :func:`diagnose` calls.
+
+    Args:
+        k: Pooled pixels per cell side (token dimension ``k * k``).
+        stride: Pixels per cell side.
+    """
+
+    def __init__(self, k: int = 4, stride: int = 32) -> None:
+        super().__init__()
+        self.k, self.stride = k, stride
+
+    def embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns (mean token, tokens (B, g, g, k * k))."""
+        b, g = x.shape[0], x.shape[-1] // self.stride
+        if g < 1 or x.shape[-2] != x.shape[-1]:
+            raise ValueError(f"PixelTokens needs square views of at least {self.stride} px, got {tuple(x.shape)}.")  # fmt: skip
+        p = F.adaptive_avg_pool2d(x[:, :1].float(), g * self.k)
+        p = p.reshape(b, g, self.k, g, self.k).permute(0, 1, 3, 2, 4)
+        tokens = p.reshape(b, g, g, self.k * self.k)
+        return tokens.mean(dim=(1, 2)), tokens
+
+    def infuse(self, za: Tensor, ua: Tensor, zb: Tensor, ub: Tensor) -> _Pair:
+        """No cross-view context: the tokens as they are."""
+        return _Pair(ua, ub)
+
+
+class _Pair:
+    def __init__(self, dense_a: Tensor, dense_b: Tensor) -> None:
+        self.dense_a, self.dense_b = dense_a, dense_b

@@ -2,10 +2,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from optiml_plugin import OPTiMLLoss
 from optiml_plugin.diagnostics import (
     Gate,
+    PixelTokens,
     diagnose,
     diagnose_pooled,
     interaction_share,
@@ -219,6 +221,22 @@ def test_pooled_diagnosis_weights_batches_and_pools_the_ot_costs() -> None:
     )
     with pytest.raises(ValueError, match="batch_size"):
         diagnose_pooled(model, loss, [first], batch_size=1)
+
+
+def test_pixel_tokens_are_each_cells_pooled_pixels_and_find_shifted_content() -> None:
+    x = torch.randn(2, 3, 32, 32)
+    _, tokens = PixelTokens(k=1, stride=8).embed(x)
+    assert tokens.shape == (2, 4, 4, 1)
+    assert torch.allclose(tokens[..., 0], F.avg_pool2d(x[:, :1], 8)[:, 0])
+    _, tokens = PixelTokens(k=2, stride=8).embed(x)
+    assert torch.allclose(
+        tokens[0, 1, 2], F.avg_pool2d(x[0, 0, 8:16, 16:24][None], 4).flatten()
+    )
+    loss = OPTiMLLoss(epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute")  # fmt: skip
+    d = diagnose(PixelTokens(k=4, stride=8), loss, *_pairs())
+    assert d["plan_accuracy"] > 0.9 and d["same_index_accuracy"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="square views"):
+        PixelTokens(stride=64).embed(x)
 
 
 def test_diagnose_runs_on_the_real_model_and_needs_two_images() -> None:

@@ -15,6 +15,11 @@ the running batch-norm statistics
 (:func:`optiml_plugin.eval.real.evaluate.backbone_diagnostics`), so that
 backbones trained by different objectives are measured alike; ``random:ARCH``
 diagnoses a randomly initialised one (seeded by ``--seed``).
+
+``pixels:K`` diagnoses the trivial reference of raw pixel tokens (each cell's
+pixels pooled to K x K; give the view settings on the command line).
+``--draws N --batch-size 48`` pools the figures over N draws of views, in
+batches of 48 pairs (one draw of a few dozen pairs is a noisy measurement).
 """
 
 from __future__ import annotations
@@ -110,6 +115,38 @@ def diagnose_backbone(args: argparse.Namespace) -> int:
     return 0
 
 
+def diagnose_pixels(args: argparse.Namespace) -> int:
+    """``pixels:K``: the trivial reference of raw pixel tokens (see PixelTokens).
+
+    Two plans: the default loss's, and an L2 cost on the uncentred tokens (the
+    better of the two for pixels on real radiographs).
+    """
+    from optiml_plugin.diagnostics import PixelTokens
+    from optiml_plugin.loss import OPTiMLLoss
+
+    k = int(str(args.checkpoint).split(":", 1)[1])
+    draws = [held_out_pairs(args, {}, d) for d in range(args.draws)]
+    model = PixelTokens(k, stride=32)
+    report: dict = {"source": str(args.checkpoint), "data": args.data,
+                    "pairs": int(draws[0][0].shape[0]), "draws": args.draws,
+                    "batch_size": args.batch_size}  # fmt: skip
+    for name, loss in (
+        ("default_plan", OPTiMLLoss()),
+        ("l2_uncentred_plan", OPTiMLLoss(cost="l2", center="none")),
+    ):
+        d, _ = diagnose_pooled(model, loss, draws, batch_size=args.batch_size)
+        report[name] = d
+        margin = d["plan_accuracy"] - d["same_index_accuracy"]
+        print(f"{name:18s} plan_accuracy {d['plan_accuracy']:.4f} same_index_accuracy "
+              f"{d['same_index_accuracy']:.4f} (margin {margin:+.4f}) ot_ratio "
+              f"{d['ot_ratio']:.4f} same_index_rate_different "
+              f"{d['same_index_rate_different']:.4f}")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "diagnostics.json").write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out / 'diagnostics.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="diagnose", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", type=Path)
@@ -155,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.backbone_only:
         return diagnose_backbone(args)
+    if str(args.checkpoint).startswith("pixels:"):
+        return diagnose_pixels(args)
     from optiml_plugin.viz.transport_plan import denormalize, plot_transport_plan
 
     module = load_module(args.checkpoint)

@@ -1,0 +1,19 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from optiml_plugin.train.diagnose import main
+
+
+def test_pixel_reference_reports_both_plans(tmp_path: Path) -> None:
+    out = tmp_path / "pixels"
+    argv = ["pixels:2", "--out", str(out), "--pairs", "8", "--image-size", "64",
+            "--draws", "2", "--batch-size", "4"]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((out / "diagnostics.json").read_text())
+    default, l2 = report["default_plan"], report["l2_uncentred_plan"]
+    assert report["pairs"] == 8 and report["draws"] == 2
+    # Same pairs, same same-index reference; the plans differ.
+    assert default["same_index_accuracy"] == pytest.approx(l2["same_index_accuracy"])
+    assert default["ot_same"] != pytest.approx(l2["ot_same"])
