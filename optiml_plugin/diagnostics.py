@@ -278,8 +278,8 @@ def diagnose_pooled(
     """Diagnoses several draws of held-out pairs, in batches; pools the figures.
 
     One draw of a few dozen pairs is a noisy measurement: on real radiographs
-    the same checkpoint's OT ratio ranged 0.85-0.94 over three draws of views of
-    the same 48 images (README, "What OPTiML learns"). This averages over more
+    the same checkpoint's OT ratio ranged 0.81-0.96 over three draws of views of
+    the same 48 images (README, "Measuring the gate on more pairs"). This averages over more
     pairs and draws while each :func:`diagnose` call keeps a training-sized batch
     (batch-norm statistics, the per-position centring and the different-image
     pairs are all within a batch).

@@ -190,16 +190,22 @@ def main(argv: list[str] | None = None) -> int:
         "its layer4 tokens",
     )
     args = p.parse_args(argv)
+    if args.draws < 1:
+        p.error(f"--draws must be >= 1, got {args.draws}")
     if args.backbone_only:
+        if args.draws != 1 or args.batch_size is not None:
+            p.error("--draws and --batch-size apply to checkpoints and pixels:K, "
+                    "not to --backbone-only")  # fmt: skip
         return diagnose_backbone(args)
     if str(args.checkpoint).startswith("pixels:"):
+        k = str(args.checkpoint).split(":", 1)[1]
+        if not k.isdigit() or int(k) < 1:
+            p.error(f"pixels:K needs a whole number K >= 1, got {args.checkpoint}")
         return diagnose_pixels(args)
     from optiml_plugin.viz.transport_plan import denormalize, plot_transport_plan
 
     module = load_module(args.checkpoint)
     saved = run_settings(args.checkpoint)
-    if args.draws < 1:
-        raise ValueError(f"--draws must be >= 1, got {args.draws}.")
     draws = [held_out_pairs(args, saved, k) for k in range(args.draws)]
     d, per_draw = diagnose_pooled(
         module.model, module.criterion, draws, batch_size=args.batch_size

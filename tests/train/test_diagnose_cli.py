@@ -17,3 +17,19 @@ def test_pixel_reference_reports_both_plans(tmp_path: Path) -> None:
     # Same pairs, same same-index reference; the plans differ.
     assert default["same_index_accuracy"] == pytest.approx(l2["same_index_accuracy"])
     assert default["ot_same"] != pytest.approx(l2["ot_same"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pixels:x"], "whole number"),
+        (["pixels:2", "--draws", "0"], "--draws"),
+        (["some.pth", "--backbone-only", "--draws", "2"], "backbone-only"),
+    ],
+)
+def test_bad_arguments_are_named(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path)])
+    assert message in capsys.readouterr().err
