@@ -110,10 +110,20 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     ckpt = out / "checkpoints" / "step=4.ckpt"
+    last = out / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
-    while not ckpt.exists() and first.poll() is None and time.time() < deadline:
+
+    def written() -> bool:
+        # step=4.ckpt is saved before last.ckpt; wait for both, and for last.ckpt's
+        # size to stay the same over a second (a loaded machine writes slowly).
+        if not (ckpt.exists() and last.exists()):
+            return False
+        size = last.stat().st_size
+        time.sleep(1.0)
+        return size > 0 and last.stat().st_size == size
+
+    while first.poll() is None and time.time() < deadline and not written():
         time.sleep(0.2)
-    time.sleep(1.0)  # let the file be written completely
     assert first.poll() is None, "the run ended before it could be killed"
     first.send_signal(signal.SIGKILL)
     first.wait()
