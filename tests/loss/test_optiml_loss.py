@@ -515,11 +515,26 @@ def test_feature_matching_is_the_nearest_cells_feature_cost() -> None:
     assert on["ot"].item() == pytest.approx(off["ot"].item())
 
 
+def _pot_plan_difference(feats: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """T - T_f from POT's sinkhorn (epsilon 0.1 relative to each image's mean row
+    range of the feature cost, 300 iterations), for 9 x 9 costs."""
+    import ot as pot
+
+    u = np.full(9, 1 / 9)
+    warnings.simplefilter("ignore")  # POT warns that 300 iterations is no convergence
+    diffs = []
+    for f, c in zip(feats, full, strict=True):
+        scale = (f.amax(1) - f.amin(1)).mean().item()
+        t = pot.sinkhorn(u, u, (c / scale).numpy(), 0.1, numItermax=300, stopThr=0)
+        t_f = pot.sinkhorn(u, u, (f / scale).numpy(), 0.1, numItermax=300, stopThr=0)
+        diffs.append(torch.from_numpy(t - t_f))
+    return torch.stack(diffs)
+
+
 def test_plan_contrast_is_the_training_plan_minus_the_feature_plan() -> None:
     # <T - T_f, C_f> with both plans fixed: T from the cost with the grid term,
     # T_f from the feature cost alone, each divided by the image's mean row range
     # of the feature cost (relative epsilon). Reference plans: POT's sinkhorn.
-    import ot as pot
 
     a = _dense(0, b=3).requires_grad_()
     b = _dense(1, b=3)
@@ -532,16 +547,7 @@ def test_plan_contrast_is_the_training_plan_minus_the_feature_plan() -> None:
     off = _loss(**kwargs).terms(a, b, grid_a=grid_a, grid_b=grid_b)
     assert "dense_contrast" not in off
     feats = loss.cost_matrix(a, b, features_only=True).detach()
-    full = loss.cost_matrix(a, b, grid_a, grid_b).detach()
-    u = np.full(9, 1 / 9)
-    warnings.simplefilter("ignore")  # POT warns that 300 iterations is no convergence
-    diffs = []
-    for f, c in zip(feats, full, strict=True):
-        scale = (f.amax(1) - f.amin(1)).mean().item()
-        t = pot.sinkhorn(u, u, (c / scale).numpy(), 0.1, numItermax=300, stopThr=0)
-        t_f = pot.sinkhorn(u, u, (f / scale).numpy(), 0.1, numItermax=300, stopThr=0)
-        diffs.append(torch.from_numpy(t - t_f))
-    diff = torch.stack(diffs)
+    diff = _pot_plan_difference(feats, loss.cost_matrix(a, b, grid_a, grid_b).detach())
     # The grids make the two plans differ, so the term is not trivially zero.
     assert diff.abs().sum(dim=(1, 2)).min() > 0.1
     value = (diff * feats).sum(dim=(1, 2)).mean()
@@ -582,7 +588,6 @@ def test_inside_other_view_of_half_overlapping_views() -> None:
 def test_plan_contrast_on_overlap_counts_only_cells_with_a_true_match() -> None:
     # Rows of A's cells inside B and columns of B's cells inside A, each weighted
     # by one half, of <T - T_f, C_f>; T_f and T as in the test above (POT).
-    import ot as pot
 
     a, b = _dense(0, b=3).requires_grad_(), _dense(1, b=3)
     grid_a, grid_b = _half_overlapping_grids()
@@ -593,17 +598,9 @@ def test_plan_contrast_on_overlap_counts_only_cells_with_a_true_match() -> None:
     every = _loss(**kwargs).terms(a, b, grid_a=grid_a, grid_b=grid_b)
     feats = overlap.cost_matrix(a, b, features_only=True).detach()
     full = overlap.cost_matrix(a, b, grid_a, grid_b).detach()
-    u = np.full(9, 1 / 9)
-    warnings.simplefilter("ignore")
-    diffs = []
-    for f, c in zip(feats, full, strict=True):
-        scale = (f.amax(1) - f.amin(1)).mean().item()
-        t = pot.sinkhorn(u, u, (c / scale).numpy(), 0.1, numItermax=300, stopThr=0)
-        t_f = pot.sinkhorn(u, u, (f / scale).numpy(), 0.1, numItermax=300, stopThr=0)
-        diffs.append(torch.from_numpy(t - t_f))
     right = torch.tensor([0.0, 0.0, 1.0] * 3, dtype=torch.float64)
     mask = 0.5 * (right[:, None] + right.flip(0)[None, :])
-    value = (torch.stack(diffs) * mask * feats).sum(dim=(1, 2)).mean()
+    value = (_pot_plan_difference(feats, full) * mask * feats).sum(dim=(1, 2)).mean()
     assert terms["dense_contrast"].item() == pytest.approx(value.item(), abs=1e-6)
     # Leaving out the cells without a match changes the term.
     assert abs(every["dense_contrast"].item() - value.item()) > 1e-3
