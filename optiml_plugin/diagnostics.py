@@ -39,6 +39,17 @@ is measured on held-out view pairs and has a trivial reference next to it:
   image, not in the view.
 - ``plan_entropy``: entropy of the plan relative to the uniform plan's (1 =
   uniform; log N / log NM for a permutation).
+- The same-image pairs split by the views' orientation (not gated): with
+  independent flips half of the pairs are mirrored with respect to each other,
+  and there the same index is the *mirrored* cell (true for few cells), so
+  those pairs lift ``plan_accuracy`` over ``same_index_accuracy`` for any plan
+  that does not peak at the same index. ``flipped_share``: share of pairs whose
+  grids have opposite orientation (:func:`orientation`);
+  ``plan_accuracy_same_orientation`` / ``same_index_accuracy_same_orientation``
+  and ``plan_accuracy_flipped`` / ``same_index_accuracy_flipped``: the two
+  accuracies on each part; ``same_index_rate_flipped``: rows of the mirrored
+  pairs that peak at the same index anyway (a code of the index, or content
+  that mirrored anatomy matches). NaN when a batch has no pair of the kind.
 
 Tokens are the dense embeddings after CV-SIM, L2-normalised (the cosine cost's
 view of them), *before* any centring the loss applies, so centring cannot hide a
@@ -78,8 +89,18 @@ KEYS = (
     "ot_ratio",
     "plan_accuracy",
     "same_index_accuracy",
+    "plan_accuracy_different",
+    "same_index_accuracy_different",
     "plan_entropy",
+    "flipped_share",
+    "plan_accuracy_same_orientation",
+    "same_index_accuracy_same_orientation",
+    "plan_accuracy_flipped",
+    "same_index_accuracy_flipped",
+    "same_index_rate_flipped",
 )
+FLIPPED = tuple(k for k in KEYS if k.endswith("_flipped"))
+SAME_ORIENTATION = tuple(k for k in KEYS if k.endswith("_same_orientation"))
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,22 @@ def match_rates(plan: Tensor, grid_a: Tensor, grid_b: Tensor) -> Tensor:
     return torch.where(count > 0, rate, torch.full_like(rate, math.nan))
 
 
+def orientation(grid: Tensor) -> Tensor:
+    """+1 or -1 per view: the sign of the determinant of the map from cell
+    (column, row) to image (x, y) that the grid (B, g, g, 2), g >= 2, records.
+    A horizontal or vertical flip changes it, a rotation or a crop does not."""
+    g = grid.double()
+    d_col = (g[:, :, 1:] - g[:, :, :-1]).mean(dim=(1, 2))
+    d_row = (g[:, 1:] - g[:, :-1]).mean(dim=(1, 2))
+    return torch.sign(d_col[:, 0] * d_row[:, 1] - d_col[:, 1] * d_row[:, 0])
+
+
+def _mean_over(values: Tensor, pairs: Tensor) -> float:
+    """Mean of the per-pair values over the selected pairs (NaN-aware); NaN if none."""
+    chosen = values[pairs]
+    return float(chosen.nanmean()) if chosen.numel() else math.nan
+
+
 def plan_entropy(plan: Tensor) -> Tensor:
     """Entropy of each plan (B, N, M) over log(N M), the uniform plan's."""
     p = plan.double().clamp(min=1e-300)
@@ -247,6 +284,9 @@ def diagnose(
     same_index = plan_d.argmax(dim=2) == torch.arange(n, device=plan_d.device)
     eye = torch.eye(n, device=plan_s.device).expand(b, n, n)
     grid_b_diff = grid_b.roll(*roll)  # the grids of the views in ``diff``
+    flipped = orientation(grid_a) != orientation(grid_b)
+    plan_rate, eye_rate = match_rates(plan_s, grid_a, grid_b), match_rates(eye, grid_a, grid_b)  # fmt: skip
+    peak_same = (plan_s.argmax(dim=2) == torch.arange(n, device=plan_s.device)).double()
     return {
         "position_share": position,
         "view_mean_share": view_mean,
@@ -256,8 +296,8 @@ def diagnose(
         "ot_same": float(cost_s.mean()),
         "ot_different": float(cost_d.mean()),
         "ot_ratio": float(cost_s.mean() / cost_d.mean().clamp(min=1e-12)),
-        "plan_accuracy": float(match_rates(plan_s, grid_a, grid_b).nanmean()),
-        "same_index_accuracy": float(match_rates(eye, grid_a, grid_b).nanmean()),
+        "plan_accuracy": float(plan_rate.nanmean()),
+        "same_index_accuracy": float(eye_rate.nanmean()),
         "plan_accuracy_different": float(
             match_rates(plan_d, grid_a, grid_b_diff).nanmean()
         ),
@@ -265,6 +305,12 @@ def diagnose(
             match_rates(eye, grid_a, grid_b_diff).nanmean()
         ),
         "plan_entropy": float(plan_entropy(plan_s).mean()),
+        "flipped_share": float(flipped.double().mean()),
+        "plan_accuracy_same_orientation": _mean_over(plan_rate, ~flipped),
+        "same_index_accuracy_same_orientation": _mean_over(eye_rate, ~flipped),
+        "plan_accuracy_flipped": _mean_over(plan_rate, flipped),
+        "same_index_accuracy_flipped": _mean_over(eye_rate, flipped),
+        "same_index_rate_flipped": _mean_over(peak_same.mean(dim=1), flipped),
     }
 
 
@@ -313,9 +359,23 @@ def diagnose_pooled(
 
 
 def _pool(results: list[tuple[int, dict[str, float]]]) -> dict[str, float]:
-    """Means weighted by the number of pairs; the OT ratio of the pooled costs."""
-    total = sum(n for n, _ in results)
-    out = {key: sum(n * d[key] for n, d in results) / total for key in results[0][1]}
+    """Means weighted by the number of pairs (of the kind, for the figures of
+    flipped or same-orientation pairs; NaN parts left out); the OT ratio of the
+    pooled costs."""
+
+    def weight(key: str, n: int, d: dict[str, float]) -> float:
+        if key in FLIPPED:
+            return n * d["flipped_share"]
+        if key in SAME_ORIENTATION:
+            return n * (1 - d["flipped_share"])
+        return n
+
+    out = {}
+    for key in results[0][1]:
+        parts = [(weight(key, n, d), d[key]) for n, d in results]
+        parts = [(w, v) for w, v in parts if w > 0 and not math.isnan(v)]
+        total = sum(w for w, _ in parts)
+        out[key] = sum(w * v for w, v in parts) / total if total > 0 else math.nan
     out["ot_ratio"] = out["ot_same"] / max(out["ot_different"], 1e-12)
     return out
 

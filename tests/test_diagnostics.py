@@ -12,6 +12,7 @@ from optiml_plugin.diagnostics import (
     diagnose_pooled,
     interaction_share,
     match_rates,
+    orientation,
     plan_entropy,
     variance_shares,
 )
@@ -193,6 +194,60 @@ def test_a_plan_that_follows_aligned_anatomy_across_images_is_told_apart() -> No
     )
 
 
+def test_orientation_sees_flips_not_rotations() -> None:
+    ga = _pairs(1)[2]
+    angle = torch.tensor(0.5)  # about 29 degrees, about the image centre
+    rot = torch.stack([torch.cos(angle), -torch.sin(angle), torch.sin(angle), torch.cos(angle)]).reshape(2, 2)  # fmt: skip
+    rotated = (ga - 0.5) @ rot.T + 0.5
+    grids = torch.cat([ga, ga.flip(2), ga.flip(1), rotated, rotated.flip(2)])
+    assert orientation(grids).tolist() == [1, -1, -1, 1, -1]
+
+
+def _mirrored_pairs(b: int = 6):
+    # Even pairs: view B is view A mirrored left-right, so cell (r, c) of A is
+    # cell (r, 3 - c) of B, never the same index; odd pairs: _pairs' shift.
+    va, vb, ga, gb = (t.clone() for t in _pairs(b))
+    for k in range(0, b, 2):
+        vb[k], gb[k] = va[k].flip(-1), ga[k].flip(1)
+    return va, vb, ga, gb
+
+
+def test_mirrored_pairs_are_split_off_and_a_position_code_peaks_at_the_mirror() -> None:
+    loss = OPTiMLLoss(
+        epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute"
+    )
+    pos = diagnose(_CodeModel("position"), loss, *_mirrored_pairs())
+    content = diagnose(_CodeModel("content"), loss, *_mirrored_pairs())
+    for d in (pos, content):
+        assert d["flipped_share"] == pytest.approx(0.5)
+        assert d["same_index_accuracy_flipped"] == 0.0
+        assert d["same_index_accuracy_same_orientation"] == 0.0
+    assert pos["same_index_rate_flipped"] == 1.0
+    assert pos["plan_accuracy_flipped"] == 0.0
+    assert content["same_index_rate_flipped"] == 0.0
+    assert content["plan_accuracy_flipped"] == 1.0  # a mirror leaves every cell a match
+    assert content["plan_accuracy_same_orientation"] > 0.8
+    # The parts are the halves of the whole.
+    whole = (content["plan_accuracy_flipped"] + content["plan_accuracy_same_orientation"]) / 2  # fmt: skip
+    assert content["plan_accuracy"] == pytest.approx(whole)
+
+
+def test_pooled_figures_of_flipped_pairs_weigh_only_those_pairs() -> None:
+    loss = OPTiMLLoss(
+        epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute"
+    )
+    model = _CodeModel("content")
+    unflipped, mixed = _aligned_pairs(4), _mirrored_pairs(6)
+    first, second = diagnose(model, loss, *unflipped), diagnose(model, loss, *mixed)
+    assert math.isnan(first["plan_accuracy_flipped"])
+    pooled, _ = diagnose_pooled(model, loss, [unflipped, mixed])
+    assert pooled["plan_accuracy_flipped"] == second["plan_accuracy_flipped"]
+    key = "plan_accuracy_same_orientation"
+    assert first[key] != pytest.approx(second[key])
+    assert pooled[key] == pytest.approx((4 * first[key] + 3 * second[key]) / 7)
+    assert pooled["flipped_share"] == pytest.approx(3 / 10)
+
+
 def test_pooled_diagnosis_weights_batches_and_pools_the_ot_costs() -> None:
     loss = OPTiMLLoss(
         epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute"
@@ -200,7 +255,8 @@ def test_pooled_diagnosis_weights_batches_and_pools_the_ot_costs() -> None:
     model = _CodeModel("content")
     first, second = _pairs(8), _aligned_pairs(9)
     one, per_draw = diagnose_pooled(model, loss, [first])
-    assert one == pytest.approx(diagnose(model, loss, *first)) and per_draw == [one]
+    assert one == pytest.approx(diagnose(model, loss, *first), nan_ok=True)
+    assert per_draw[0] == pytest.approx(one, nan_ok=True) and len(per_draw) == 1
     pooled, per_draw = diagnose_pooled(model, loss, [first, second], batch_size=4)
     # Draw 1: two batches of 4; draw 2 (9 pairs): batches of 5 and 4.
     batches = [(4, first, 0, 4), (4, first, 4, 8), (5, second, 0, 5), (4, second, 5, 9)]
