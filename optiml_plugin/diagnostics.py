@@ -392,11 +392,14 @@ class PixelTokens(torch.nn.Module):
     Args:
         k: Pooled pixels per cell side (token dimension ``k * k``).
         stride: Pixels per cell side.
+        mirror: Average each cell's k x k values with their left-right mirror,
+            so that a cell and its mirror image get the same token: the pixel
+            reference for views flipped with respect to each other.
     """
 
-    def __init__(self, k: int = 4, stride: int = 32) -> None:
+    def __init__(self, k: int = 4, stride: int = 32, mirror: bool = False) -> None:
         super().__init__()
-        self.k, self.stride = k, stride
+        self.k, self.stride, self.mirror = k, stride, mirror
 
     def embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Returns (mean token, tokens (B, g, g, k * k))."""
@@ -405,6 +408,8 @@ class PixelTokens(torch.nn.Module):
             raise ValueError(f"PixelTokens needs square views of at least {self.stride} px, got {tuple(x.shape)}.")  # fmt: skip
         p = F.adaptive_avg_pool2d(x[:, :1].float(), g * self.k)
         p = p.reshape(b, g, self.k, g, self.k).permute(0, 1, 3, 2, 4)
+        if self.mirror:
+            p = (p + p.flip(-1)) / 2
         tokens = p.reshape(b, g, g, self.k * self.k)
         return tokens.mean(dim=(1, 2)), tokens
 

@@ -295,6 +295,21 @@ def test_pixel_tokens_are_each_cells_pooled_pixels_and_find_shifted_content() ->
         PixelTokens(stride=64).embed(x)
 
 
+def test_mirrored_pixel_tokens_give_a_cell_and_its_mirror_image_one_token() -> None:
+    x = torch.randn(2, 3, 32, 32)
+    _, tokens = PixelTokens(k=4, stride=8, mirror=True).embed(x)
+    _, flipped = PixelTokens(k=4, stride=8, mirror=True).embed(x.flip(-1))
+    assert torch.allclose(flipped, tokens.flip(2))  # cell (r, c) <-> (r, 3 - c)
+    _, plain = PixelTokens(k=4, stride=8).embed(x.flip(-1))
+    assert not torch.allclose(plain, PixelTokens(k=4, stride=8).embed(x)[1].flip(2))
+    # On mirrored pairs of noise images only the mirrored tokens find every cell.
+    loss = OPTiMLLoss(epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute")  # fmt: skip
+    d = diagnose(PixelTokens(k=4, stride=8, mirror=True), loss, *_mirrored_pairs())
+    assert d["plan_accuracy_flipped"] == 1.0
+    d = diagnose(PixelTokens(k=4, stride=8), loss, *_mirrored_pairs())
+    assert d["plan_accuracy_flipped"] < 0.5
+
+
 def test_diagnose_runs_on_the_real_model_and_needs_two_images() -> None:
     model = OPTiML("resnet18", global_dim=32, global_hidden_dim=32, dense_dim=16,
                    dense_hidden_dim=32, cvsim_heads=2).eval()  # fmt: skip

@@ -17,7 +17,9 @@ backbones trained by different objectives are measured alike; ``random:ARCH``
 diagnoses a randomly initialised one (seeded by ``--seed``).
 
 ``pixels:K`` diagnoses the trivial reference of raw pixel tokens (each cell's
-pixels pooled to K x K; give the view settings on the command line).
+pixels pooled to K x K; give the view settings on the command line);
+``pixels:Km`` averages each cell's K x K values with their mirror image (the
+reference for views flipped with respect to each other).
 ``--draws N --batch-size 48`` pools the figures over N draws of views, in
 batches of 48 pairs (one draw of a few dozen pairs is a noisy measurement).
 """
@@ -116,7 +118,8 @@ def diagnose_backbone(args: argparse.Namespace) -> int:
 
 
 def diagnose_pixels(args: argparse.Namespace) -> int:
-    """``pixels:K``: the trivial reference of raw pixel tokens (see PixelTokens).
+    """``pixels:K``: the trivial reference of raw pixel tokens (see PixelTokens);
+    ``pixels:Km``: the same, each cell averaged with its mirror image.
 
     Two plans: the default loss's, and an L2 cost on the uncentred tokens (the
     better of the two for pixels on real radiographs).
@@ -124,9 +127,10 @@ def diagnose_pixels(args: argparse.Namespace) -> int:
     from optiml_plugin.diagnostics import PixelTokens
     from optiml_plugin.loss import OPTiMLLoss
 
-    k = int(str(args.checkpoint).split(":", 1)[1])
+    spec = str(args.checkpoint).split(":", 1)[1]
+    mirror = spec.endswith("m")
     draws = [held_out_pairs(args, {}, d) for d in range(args.draws)]
-    model = PixelTokens(k, stride=32)
+    model = PixelTokens(int(spec.removesuffix("m")), stride=32, mirror=mirror)
     report: dict = {"source": str(args.checkpoint), "data": args.data,
                     "pairs": int(draws[0][0].shape[0]), "draws": args.draws,
                     "batch_size": args.batch_size}  # fmt: skip
@@ -198,9 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                     "not to --backbone-only")  # fmt: skip
         return diagnose_backbone(args)
     if str(args.checkpoint).startswith("pixels:"):
-        k = str(args.checkpoint).split(":", 1)[1]
+        k = str(args.checkpoint).split(":", 1)[1].removesuffix("m")
         if not k.isdigit() or int(k) < 1:
-            p.error(f"pixels:K needs a whole number K >= 1, got {args.checkpoint}")
+            p.error(f"pixels:K or pixels:Km needs a whole number K >= 1, got {args.checkpoint}")  # fmt: skip
         return diagnose_pixels(args)
     from optiml_plugin.viz.transport_plan import denormalize, plot_transport_plan
 

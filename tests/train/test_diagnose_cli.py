@@ -19,10 +19,24 @@ def test_pixel_reference_reports_both_plans(tmp_path: Path) -> None:
     assert default["ot_same"] != pytest.approx(l2["ot_same"])
 
 
+def test_mirrored_pixel_reference_is_its_own_reference(tmp_path: Path) -> None:
+    reports = []
+    for spec in ("pixels:2", "pixels:2m"):
+        argv = [spec, "--out", str(tmp_path / spec[-2:]), "--pairs", "8",
+                "--image-size", "64", "--hflip-prob", "0.5"]  # fmt: skip
+        assert main(argv) == 0
+        reports.append(json.loads((tmp_path / spec[-2:] / "diagnostics.json").read_text()))  # fmt: skip
+    plain, mirror = (r["l2_uncentred_plan"] for r in reports)
+    assert mirror["same_index_accuracy"] == pytest.approx(plain["same_index_accuracy"])
+    assert mirror["ot_same"] != pytest.approx(plain["ot_same"])
+    assert reports[1]["source"] == "pixels:2m"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["pixels:x"], "whole number"),
+        (["pixels:m"], "whole number"),
         (["pixels:2", "--draws", "0"], "--draws"),
         (["some.pth", "--backbone-only", "--draws", "2"], "backbone-only"),
     ],
