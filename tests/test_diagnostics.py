@@ -8,6 +8,7 @@ from optiml_plugin import OPTiMLLoss
 from optiml_plugin.diagnostics import (
     Gate,
     PixelTokens,
+    _pool,
     diagnose,
     diagnose_pooled,
     interaction_share,
@@ -230,6 +231,48 @@ def test_mirrored_pairs_are_split_off_and_a_position_code_peaks_at_the_mirror() 
     # The parts are the halves of the whole.
     whole = (content["plan_accuracy_flipped"] + content["plan_accuracy_same_orientation"]) / 2  # fmt: skip
     assert content["plan_accuracy"] == pytest.approx(whole)
+
+
+def _far_pairs(b: int = 6):
+    # View B starts two cells (16 px) right of view A: A's cells in columns 2-3
+    # lie in B, and their same-index cells of B are two cells from them.
+    g = torch.Generator().manual_seed(5)
+    full = torch.randn(b, 8, 32, 48, generator=g)
+    va, vb = full[..., :32], full[..., 16:48]
+    cells = (torch.arange(4) + 0.5) / 4
+    yy, xx = torch.meshgrid(cells, cells, indexing="ij")
+    ga = torch.stack([xx * 32 / 48, yy], -1).expand(b, 4, 4, 2)
+    gb = torch.stack([(xx * 32 + 16) / 48, yy], -1).expand(b, 4, 4, 2)
+    return va, vb, ga, gb
+
+
+def test_far_rows_show_a_position_code_and_leave_out_mirrored_pairs() -> None:
+    loss = OPTiMLLoss(
+        epsilon=0.01, center="none", position_weight=0.0, epsilon_scale="absolute"
+    )
+    pos = diagnose(_CodeModel("position"), loss, *_far_pairs())
+    content = diagnose(_CodeModel("content"), loss, *_far_pairs())
+    for d in (pos, content):
+        assert d["far_rows_per_pair"] == 8  # columns 2-3 of A, 4 rows each
+    assert pos["same_index_rate_far"] == 1.0 and pos["plan_accuracy_far"] == 0.0
+    assert content["same_index_rate_far"] == 0.0
+    assert content["plan_accuracy_far"] > 0.9
+    # A one-cell shift has no far rows; a mirror's far rows are left out.
+    mirrored = diagnose(_CodeModel("position"), loss, *_mirrored_pairs())
+    assert mirrored["far_rows_per_pair"] == 0
+    assert math.isnan(mirrored["same_index_rate_far"])
+
+
+def test_pooled_far_figures_weigh_batches_by_their_far_rows() -> None:
+    base = {"ot_same": 1.0, "ot_different": 2.0, "flipped_share": 0.0}
+    parts = [
+        (2, {**base, "far_rows_per_pair": 1.0, "same_index_rate_far": 0.0}),
+        (2, {**base, "far_rows_per_pair": 3.0, "same_index_rate_far": 1.0}),
+        (4, {**base, "far_rows_per_pair": 0.0, "same_index_rate_far": math.nan}),
+    ]
+    pooled = _pool(parts)
+    assert pooled["same_index_rate_far"] == pytest.approx(0.75)
+    assert pooled["far_rows_per_pair"] == pytest.approx(1.0)
 
 
 def test_pooled_figures_of_flipped_pairs_weigh_only_those_pairs() -> None:
