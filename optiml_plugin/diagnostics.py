@@ -309,12 +309,12 @@ def diagnose(
     grid_b_diff = grid_b.roll(*roll)  # the grids of the views in ``diff``
     flipped = orientation(grid_a) != orientation(grid_b)
     plan_rate, eye_rate = match_rates(plan_s, grid_a, grid_b), match_rates(eye, grid_a, grid_b)  # fmt: skip
-    index = torch.arange(n, device=plan_s.device)
-    peak_same = (plan_s.argmax(dim=2) == index).double()
+    peak = plan_s.argmax(dim=2)
+    peak_same = (peak == torch.arange(n, device=peak.device)).double()
     far, nearest = far_rows(grid_a, grid_b)
-    far &= ~flipped[:, None]
+    far &= ~flipped[:, None]  # in mirrored pairs the same index is the mirror image
     rows = int(far.sum())
-    peak_true = plan_s.argmax(dim=2) == nearest
+    peak_true = peak == nearest
     return {
         "position_share": position,
         "view_mean_share": view_mean,
