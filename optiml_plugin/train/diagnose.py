@@ -117,6 +117,15 @@ def diagnose_backbone(args: argparse.Namespace) -> int:
     return 0
 
 
+def pixel_spec(source: str) -> tuple[int, bool]:
+    """``pixels:K`` or ``pixels:Km`` -> (K, mirror); ValueError if K is not >= 1."""
+    spec = source.split(":", 1)[1]
+    k = spec.removesuffix("m")
+    if not k.isdigit() or int(k) < 1:
+        raise ValueError(f"pixels:K or pixels:Km needs a whole number K >= 1, got {source}")  # fmt: skip
+    return int(k), spec.endswith("m")
+
+
 def diagnose_pixels(args: argparse.Namespace) -> int:
     """``pixels:K``: the trivial reference of raw pixel tokens (see PixelTokens);
     ``pixels:Km``: the same, each cell averaged with its mirror image.
@@ -127,10 +136,9 @@ def diagnose_pixels(args: argparse.Namespace) -> int:
     from optiml_plugin.diagnostics import PixelTokens
     from optiml_plugin.loss import OPTiMLLoss
 
-    spec = str(args.checkpoint).split(":", 1)[1]
-    mirror = spec.endswith("m")
+    k, mirror = pixel_spec(str(args.checkpoint))
     draws = [held_out_pairs(args, {}, d) for d in range(args.draws)]
-    model = PixelTokens(int(spec.removesuffix("m")), stride=32, mirror=mirror)
+    model = PixelTokens(k, stride=32, mirror=mirror)
     report: dict = {"source": str(args.checkpoint), "data": args.data,
                     "pairs": int(draws[0][0].shape[0]), "draws": args.draws,
                     "batch_size": args.batch_size}  # fmt: skip
@@ -202,9 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                     "not to --backbone-only")  # fmt: skip
         return diagnose_backbone(args)
     if str(args.checkpoint).startswith("pixels:"):
-        k = str(args.checkpoint).split(":", 1)[1].removesuffix("m")
-        if not k.isdigit() or int(k) < 1:
-            p.error(f"pixels:K or pixels:Km needs a whole number K >= 1, got {args.checkpoint}")  # fmt: skip
+        try:
+            pixel_spec(str(args.checkpoint))
+        except ValueError as err:
+            p.error(str(err))
         return diagnose_pixels(args)
     from optiml_plugin.viz.transport_plan import denormalize, plot_transport_plan
 
