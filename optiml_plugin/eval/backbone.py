@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -12,10 +11,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from optiml_plugin.models.optiml import resnet_backbone, resnet_dense_features
+from optiml_plugin.train.export import backbone_sidecar
 
 
 def load_backbone(
-    path: str | Path | None = None, architecture: str | None = None
+    path: str | Path | None = None,
+    architecture: str | None = None,
+    padding_mode: str | None = None,
 ) -> nn.Module:
     """Returns a torchvision ResNet (``fc`` an identity) with exported weights.
 
@@ -25,20 +27,21 @@ def load_backbone(
             seed torch first for a reproducible one).
         architecture: The torchvision name (``resnet18``, ``resnet50``, ...); read
             from the JSON sidecar beside ``path`` when not given.
+        padding_mode: The convolutions' padding; read from the sidecar when not
+            given (``"zeros"`` without one).
 
     Raises:
         ValueError: Neither an architecture nor a sidecar naming one, or weights
             that do not fit the architecture.
     """
-    if architecture is None and path is not None:
-        sidecar = Path(path).with_suffix(".json")
-        if sidecar.is_file():
-            architecture = json.loads(sidecar.read_text()).get("architecture")
+    meta = backbone_sidecar(path) if path is not None else {}
+    architecture = architecture or meta.get("architecture")
+    padding_mode = padding_mode or meta.get("padding_mode", "zeros")
     if architecture is None:
         raise ValueError(
             f"{path}: give the architecture (no sidecar naming it was found)."
         )
-    resnet, _ = resnet_backbone(architecture)
+    resnet, _ = resnet_backbone(architecture, padding_mode)
     if path is not None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         try:

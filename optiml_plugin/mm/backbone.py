@@ -29,6 +29,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from optiml_plugin.mm.checkpoint import load_tensors
+from optiml_plugin.models.optiml import set_padding_mode
+from optiml_plugin.train.export import backbone_sidecar
 
 #: The statistics OPTiML pretraining and the configs normalise with (0..255 input).
 IMAGENET_NORM = {"mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375)}
@@ -116,6 +118,10 @@ class OPTiMLResNet(BaseModule):
             ``layer4``; ``(False, True, True)`` gives output stride 8 (FCN / DeepLab
             "-d8" heads). Parameter names do not change.
         zero_init_residual: torchvision's option, for random init.
+        padding_mode: The convolutions' padding, ``"zeros"`` or ``"reflect"`` /
+            ``"replicate"``: it must be the one the backbone was pretrained with.
+            None (default) reads it from the ``Pretrained`` file's JSON sidecar
+            (``"zeros"`` without one); a value that contradicts the sidecar raises.
         init_cfg: ``dict(type='Pretrained', checkpoint=..., prefix='')`` to load a
             backbone file strictly, alone or as one entry of a list; other
             MMEngine initialisers are passed on.
@@ -133,6 +139,7 @@ class OPTiMLResNet(BaseModule):
         norm_eval: bool = False,
         dilations: Sequence[bool] = (False, False, False),
         zero_init_residual: bool = False,
+        padding_mode: str | None = None,
         init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> None:
         pretrained, init_cfg = _split_pretrained(init_cfg)
@@ -152,6 +159,8 @@ class OPTiMLResNet(BaseModule):
             norm_layer=_norm_layer(norm_cfg), zero_init_residual=zero_init_residual
         )
         _dilate(net, tuple(dilations))
+        self.padding_mode = _padding_mode(padding_mode, pretrained)
+        set_padding_mode(net, self.padding_mode)
         if in_channels == 1:
             scale, shift = _grey_to_stem(grey_norm, stem_norm or IMAGENET_NORM)
             self.register_buffer("grey_scale", scale, persistent=False)
@@ -285,6 +294,24 @@ def _split_pretrained(
     if isinstance(init_cfg, dict):
         return (pretrained or [None])[0], None if pretrained else init_cfg
     return (pretrained or [None])[0], rest or None
+
+
+def _padding_mode(requested: str | None, pretrained: dict[str, Any] | None) -> str:
+    """The padding mode: the requested one, checked against the sidecar, or the sidecar's.
+
+    Raises:
+        ValueError: ``requested`` contradicts the pretrained file's sidecar.
+    """
+    recorded = None
+    if pretrained is not None:
+        recorded = backbone_sidecar(pretrained["checkpoint"]).get("padding_mode")
+    if requested is not None and recorded is not None and requested != recorded:
+        raise ValueError(
+            f"OPTiMLResNet: padding_mode={requested!r}, but "
+            f"{Path(pretrained['checkpoint']).with_suffix('.json')} records "
+            f"{recorded!r}, the padding its weights were trained with"
+        )
+    return requested or recorded or "zeros"
 
 
 def _grey_to_stem(

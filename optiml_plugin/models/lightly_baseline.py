@@ -34,6 +34,7 @@ class LightlyBaselineModel(nn.Module):
         global_hidden_dim: Hidden width of the global head.
         dense_dim: Output dimension of VICRegL's local head.
         dense_hidden_dim: Hidden width of VICRegL's local head.
+        padding_mode: Padding of the backbone's convolutions, as for OPTiML.
 
     ``forward(x)`` returns the global embedding (B, global_dim) and, for VICRegL,
     the local embeddings (B, H, W, dense_dim) (else None).
@@ -47,6 +48,7 @@ class LightlyBaselineModel(nn.Module):
         global_hidden_dim: int = 2048,
         dense_dim: int = 512,
         dense_hidden_dim: int = 1024,
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         if method not in BASELINE_METHODS:
@@ -54,7 +56,8 @@ class LightlyBaselineModel(nn.Module):
                 f"method must be one of {BASELINE_METHODS}, got {method!r}."
             )
         self.method = method
-        self.backbone, width = resnet_backbone(backbone)
+        self.backbone, width = resnet_backbone(backbone, padding_mode)
+        self.padding_mode = padding_mode
         self.backbone_name = backbone
         self.feature_dim = width
         if method == "barlowtwins":

@@ -19,6 +19,7 @@ from optiml_plugin.models.cvsim import CVSIM
 from optiml_plugin.models.heads import OPTiMLDenseProjectionHead, OPTiMLProjectionHead
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 class OPTiMLOutput(NamedTuple):
@@ -30,18 +31,48 @@ class OPTiMLOutput(NamedTuple):
     dense_b: Tensor
 
 
-def resnet_backbone(name: str = "resnet50") -> tuple[nn.Module, int]:
+def set_padding_mode(module: nn.Module, padding_mode: str) -> nn.Module:
+    """Sets ``padding_mode`` of every padded ``Conv2d`` in ``module``, in place.
+
+    Zero padding lets a ResNet's final map encode where a cell sits: the border
+    cells see zeros, and the stack of 3 x 3 convolutions spreads that inwards, so
+    even a randomly initialised ``layer4`` decodes position (issue 9, cause 3).
+    ``"reflect"`` (or ``"replicate"``) pads with image content instead: a constant
+    image then gives a spatially constant map. The mode changes no parameter, so
+    weights load across modes; fine-tune with the mode the backbone was
+    pretrained with.
+
+    Raises:
+        ValueError: ``padding_mode`` is not one of :data:`PADDING_MODES`.
+    """
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}."
+        )
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and tuple(m.padding) != (0, 0):
+            m.padding_mode = padding_mode
+    return module
+
+
+def resnet_backbone(
+    name: str = "resnet50", padding_mode: str = "zeros"
+) -> tuple[nn.Module, int]:
     """Returns a randomly initialised torchvision ResNet without ``fc``, and its width.
 
     No weights are downloaded: pretraining starts from scratch, and pretrained
     weights are loaded explicitly by the caller.
+
+    Args:
+        name: A torchvision ResNet name (see :data:`RESNETS`).
+        padding_mode: Padding of the convolutions (see :func:`set_padding_mode`).
     """
     if name not in RESNETS:
         raise ValueError(f"backbone must be one of {RESNETS}, got {name!r}.")
     resnet = getattr(torchvision.models, name)(weights=None)
     width = resnet.fc.in_features
     resnet.fc = nn.Identity()
-    return resnet, width
+    return set_padding_mode(resnet, padding_mode), width
 
 
 def resnet_dense_features(resnet: nn.Module, x: Tensor) -> Tensor:
@@ -65,6 +96,9 @@ class OPTiML(nn.Module):
         cvsim_mode: ``"global"`` (default), ``"pointwise"``, ``"cross"`` or
             ``"none"`` (see :class:`CVSIM`).
         cvsim_heads: Attention heads of CV-SIM.
+        padding_mode: Padding of a ResNet backbone's convolutions, ``"zeros"``
+            (torchvision's) or ``"reflect"`` / ``"replicate"``, which keep the
+            cell's position out of the map (see :func:`set_padding_mode`).
 
     Examples:
         >>> model = OPTiML("resnet18", global_dim=512, dense_dim=128)
@@ -83,15 +117,19 @@ class OPTiML(nn.Module):
         dense_hidden_dim: int = 1024,
         cvsim_mode: str = "global",
         cvsim_heads: int = 8,
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
+        self.padding_mode = padding_mode
         if isinstance(backbone, str):
-            self.backbone, width = resnet_backbone(backbone)
+            self.backbone, width = resnet_backbone(backbone, padding_mode)
             self.backbone_name = backbone
         else:
             if feature_dim is None:
                 raise ValueError("A custom backbone needs feature_dim.")
             self.backbone, width = backbone, feature_dim
+            if padding_mode != "zeros":
+                set_padding_mode(backbone, padding_mode)
             self.backbone_name = type(backbone).__name__
         self.feature_dim = width
         self.global_head = OPTiMLProjectionHead(width, global_hidden_dim, global_dim)

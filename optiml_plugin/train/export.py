@@ -35,7 +35,13 @@ def export_backbone(
         The paths of the state dict and of the JSON sidecar.
     """
     architecture = getattr(model, "backbone_name", type(model.backbone).__name__)
-    return save_backbone(model.backbone.state_dict(), path, architecture, settings)
+    return save_backbone(
+        model.backbone.state_dict(),
+        path,
+        architecture,
+        settings,
+        padding_mode=getattr(model, "padding_mode", "zeros"),
+    )
 
 
 def save_backbone(
@@ -43,8 +49,14 @@ def save_backbone(
     path: str | Path,
     architecture: str,
     settings: dict[str, Any] | None = None,
+    padding_mode: str = "zeros",
 ) -> tuple[Path, Path]:
-    """Saves a tensor-only state dict and its JSON sidecar (``path`` with ``.json``)."""
+    """Saves a tensor-only state dict and its JSON sidecar (``path`` with ``.json``).
+
+    The sidecar's ``padding_mode`` is the convolutions' padding the weights were
+    trained with; :func:`~optiml_plugin.eval.backbone.load_backbone` and
+    ``OPTiMLResNet`` read it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in state.items()}
@@ -53,6 +65,7 @@ def save_backbone(
     meta = {
         "format": "torchvision state dict (tensors only, no fc)",
         "architecture": architecture,
+        "padding_mode": padding_mode,
         "num_tensors": len(state),
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
@@ -62,6 +75,26 @@ def save_backbone(
     }
     sidecar.write_text(json.dumps(meta, indent=2, default=str))
     return path, sidecar
+
+
+def backbone_sidecar(path: str | Path) -> dict[str, Any]:
+    """The JSON sidecar beside an exported ``backbone.pth`` ({} when there is none).
+
+    Raises:
+        ValueError: The sidecar is not a JSON object.
+    """
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{sidecar}: not valid JSON: {err}") from err
+    if not isinstance(meta, dict):
+        raise ValueError(
+            f"{sidecar}: expected a JSON object, got {type(meta).__name__}"
+        )
+    return meta
 
 
 def backbone_state_from_checkpoint(
@@ -98,13 +131,18 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path) -> tuple[Path, P
     data = torch.load(checkpoint, map_location="cpu", weights_only=True)
     hparams = data.get("hyper_parameters", {})
     architecture = hparams.get("model", {}).get("backbone", "unknown")
+    padding_mode = hparams.get("model", {}).get("padding_mode", "zeros")
     settings = {
         "source": str(checkpoint),
         "global_step": data.get("global_step"),
         **hparams,
     }
     return save_backbone(
-        backbone_state_from_checkpoint(checkpoint, data), path, architecture, settings
+        backbone_state_from_checkpoint(checkpoint, data),
+        path,
+        architecture,
+        settings,
+        padding_mode=padding_mode,
     )
 
 

@@ -28,6 +28,7 @@ from optiml_plugin.loss.optiml_loss import (
 )
 from optiml_plugin.models.cvsim import CVSIM_MODES
 from optiml_plugin.models.lightly_baseline import BASELINE_METHODS
+from optiml_plugin.models.optiml import PADDING_MODES
 
 DEFAULTS_HELP = "a YAML file of option defaults (keys are the long option names)"
 
@@ -122,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--dense-hidden-dim", type=int, default=1024)
     m.add_argument("--cvsim", choices=CVSIM_MODES, default="global")
     m.add_argument("--cvsim-heads", type=int, default=8)
+    m.add_argument(
+        "--padding-mode",
+        choices=PADDING_MODES,
+        default="zeros",
+        help="padding of the backbone's convolutions; 'reflect' keeps the cell's "
+        "position out of the map (fine-tune with the same mode)",
+    )
     lo = p.add_argument_group("loss")
     # Defaults come from OPTiMLLoss's signature: one place states them.
     for flag, name, kwargs in LOSS_OPTIONS:
@@ -289,6 +297,7 @@ def build_module(args: argparse.Namespace) -> Any:
         "global_hidden_dim": args.global_hidden_dim,
         "dense_dim": args.dense_dim,
         "dense_hidden_dim": args.dense_hidden_dim,
+        "padding_mode": args.padding_mode,
     }
     optimisation = {
         "optimizer": args.optimizer,

@@ -262,3 +262,24 @@ def test_registered_for_mmdet_and_mmseg() -> None:
 def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         OPTiMLResNet(**kwargs)
+
+
+def test_padding_mode_comes_from_the_sidecar_and_contradictions_raise(
+    tmp_path: Path,
+) -> None:
+    model = OPTiML("resnet18", global_dim=32, global_hidden_dim=32, dense_dim=16,
+                   dense_hidden_dim=16, padding_mode="reflect")  # fmt: skip
+    path, _ = export_backbone(model, tmp_path / "backbone.pth")
+    net = _loaded(18, path).eval()
+    assert net.padding_mode == "reflect"
+    model.eval()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x)[-1], model.dense_features(x))
+    with pytest.raises(ValueError, match="records 'reflect'"):
+        OPTiMLResNet(
+            depth=18,
+            padding_mode="zeros",
+            init_cfg=dict(type="Pretrained", checkpoint=str(path)),
+        )
+    assert OPTiMLResNet(depth=18).padding_mode == "zeros"

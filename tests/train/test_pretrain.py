@@ -243,3 +243,29 @@ def test_held_out_views_do_not_depend_on_the_training_seed(tmp_path: Path) -> No
 
     assert torch.equal(views("--seed", "0"), views("--seed", "1"))
     assert not torch.equal(views("--seed", "0"), views("--diagnose-seed", "1"))
+
+
+@pytest.mark.parametrize("method", ["optiml", "vicreg"])
+def test_padding_mode_reaches_the_backbone_and_the_exported_sidecar(
+    tmp_path: Path, method: str
+) -> None:
+    from optiml_plugin.train.pretrain import build_module
+
+    argv = ["--backbone", "resnet18", "--global-dim", "32", "--global-hidden-dim",
+            "32", "--dense-dim", "16", "--dense-hidden-dim", "16", "--method", method,
+            "--padding-mode", "reflect"]  # fmt: skip
+    module = build_module(parse_args(argv))
+    padded = [
+        m.padding_mode
+        for m in module.model.backbone.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.padding != (0, 0)
+    ]
+    assert padded and set(padded) == {"reflect"}
+    # A checkpoint's hyper-parameters carry it to optiml-export-backbone's sidecar.
+    ckpt = tmp_path / "run.ckpt"
+    state = {f"model.{k}": v for k, v in module.model.state_dict().items()}
+    torch.save({"state_dict": state, "hyper_parameters": dict(module.hparams)}, ckpt)
+    assert export_main([str(ckpt), str(tmp_path / "b.pth")]) == 0
+    sidecar = json.loads((tmp_path / "b.json").read_text())
+    assert sidecar["padding_mode"] == "reflect"
+    assert build_module(parse_args(argv[:-2])).model.padding_mode == "zeros"
