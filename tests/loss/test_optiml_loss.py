@@ -606,3 +606,55 @@ def test_plan_contrast_on_overlap_counts_only_cells_with_a_true_match() -> None:
     assert abs(every["dense_contrast"].item() - value.item()) > 1e-3
     with pytest.raises(ValueError, match="plan_contrast_cells"):
         _loss(plan_contrast_cells="some")
+
+
+def test_index_distance_takes_the_nearer_of_the_index_and_its_mirror() -> None:
+    from optiml_plugin.loss.optiml_loss import index_distance
+
+    d = index_distance((3, 3), (3, 3))
+    # Cells in row-major order: 0 = (0, 0), 2 = (0, 2), 7 = (2, 1), 8 = (2, 2).
+    assert d[0, 0].item() == 0.0
+    assert d[0, 1].item() == pytest.approx(1.0)
+    assert d[0, 2].item() == pytest.approx(0.0, abs=1e-6)  # (0, 2) mirrored: (0, 0)
+    assert d[0, 7].item() == pytest.approx(math.sqrt(5.0))
+    assert d[0, 8].item() == pytest.approx(2.0)  # (2, 2) mirrored is (2, 0)
+    # Grids of different sizes, in cells of the first: centres (0.5, 0.5) and
+    # (0.25, 0.25); mirrored, (0.25, 1.75).
+    assert index_distance((2, 2), (4, 4))[0, 0].item() == pytest.approx(
+        math.sqrt(0.125)
+    )
+
+
+def test_index_margin_renormalises_the_plan_over_the_pairs_it_keeps() -> None:
+    from optiml_plugin.loss.optiml_loss import index_distance
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(3, 3, 3, 8, generator=g, dtype=torch.float64).requires_grad_()
+    b = torch.randn(3, 3, 3, 8, generator=g, dtype=torch.float64)
+    grid_a = torch.rand(3, 3, 3, 2, generator=g, dtype=torch.float64)
+    grid_b = torch.rand(3, 3, 3, 2, generator=g, dtype=torch.float64)
+    kwargs = {"center": "double", "position_weight": 20.0, "epsilon": 0.1,
+              "num_iters": 300, "epsilon_scale": "relative"}  # fmt: skip
+    loss = _loss(index_margin=1.5, **kwargs)
+    terms = loss.terms(a, b, grid_a=grid_a, grid_b=grid_b)
+    plan, cost = loss.transport_plan(a, b, grid_a, grid_b)
+    kept = plan * (index_distance((3, 3), (3, 3)) >= 1.5)
+    mass = kept.sum(dim=(1, 2))
+    expected = ((kept * cost).sum(dim=(1, 2)) / mass).mean()
+    assert terms["ot"].item() == pytest.approx(expected.item(), rel=1e-9)
+    assert terms["ot_kept"].item() == pytest.approx(mass.mean().item(), rel=1e-9)
+    assert 0.05 < terms["ot_kept"].item() < 0.95  # some pairs left out, not all
+    every = _loss(**kwargs).terms(a, b, grid_a=grid_a, grid_b=grid_b)
+    assert "ot_kept" not in every
+    assert abs(every["ot"].item() - terms["ot"].item()) > 1e-3
+    # The plan has no gradient: d ot / d cost = kept plan / (mass * B).
+    terms["ot"].backward()
+    a2 = a.detach().clone().requires_grad_()
+    _, cost2 = loss.transport_plan(a2, b, grid_a, grid_b)
+    ((kept.detach() * cost2).sum(dim=(1, 2)) / mass.detach()).mean().backward()
+    assert torch.allclose(a.grad, a2.grad, atol=1e-9)
+    with pytest.raises(ValueError, match="square grid"):
+        no_grid = _loss(index_margin=1.5, **{**kwargs, "position_weight": 0.0})
+        no_grid.terms(a.reshape(3, 9, 8)[:, :8], b.reshape(3, 9, 8)[:, :8])
+    with pytest.raises(ValueError, match="index_margin must be >= 0"):
+        _loss(index_margin=-1.0)
