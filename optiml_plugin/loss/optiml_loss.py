@@ -139,13 +139,6 @@ class OPTiMLLoss(nn.Module):
             true match; balanced OT still sends its mass to the nearest cells by
             the grids, and contrasting that teaches the features where a cell
             sits rather than what it shows.
-        index_margin: Leave out of the OT term the matched pairs of cells whose
-            indices in their views lie closer than this many cells, directly or
-            after mirroring the columns (:func:`index_distance`); the rest of the
-            plan's mass is renormalised. Where the same (or mirrored) index is
-            near the true match, a code of the index lowers the OT cost as
-            content does; on the pairs kept, only content does. 0 (default)
-            keeps every pair. Needs (B, H, W, D) embeddings or square grids.
         gather_distributed: Gather embeddings from all processes before the
             variance and covariance terms (as Lightly's losses do; for
             ``"residual"`` the centring of the statistics then uses the global
@@ -178,7 +171,6 @@ class OPTiMLLoss(nn.Module):
         feature_matching: float = 0.0,
         plan_contrast: float = 0.0,
         plan_contrast_cells: str = "all",
-        index_margin: float = 0.0,
         gather_distributed: bool = False,
         eps: float = 1e-4,
     ) -> None:
@@ -226,9 +218,6 @@ class OPTiMLLoss(nn.Module):
         self.feature_matching = feature_matching
         self.plan_contrast = plan_contrast
         self.plan_contrast_cells = plan_contrast_cells
-        if index_margin < 0:
-            raise ValueError(f"index_margin must be >= 0, got {index_margin}.")
-        self.index_margin = index_margin
         self.gather_distributed = gather_distributed
         self.eps = eps
         inv = alpha if global_invariance_weight is None else global_invariance_weight
@@ -274,28 +263,18 @@ class OPTiMLLoss(nn.Module):
         """Returns the loss and its unweighted terms (for logging).
 
         Keys: ``loss``, ``ot``, ``dense_var``, ``dense_cov``; ``dense_xcorr``,
-        ``dense_nn``, ``dense_contrast`` and ``ot_kept`` (the plan's mass the OT
-        term keeps) when those options are on; ``global``
+        ``dense_nn`` and ``dense_contrast`` when those terms are on; ``global``
         with global embeddings. Arguments as in :meth:`forward`.
         """
         qa, qb = _tokens(dense_a, "dense_a"), _tokens(dense_b, "dense_b")
         _check_pair(qa, qb, global_a, global_b)
         feats, cost = self._costs(qa, qb, grid_a, grid_b, features_only=False)
         plan = self._plan(feats, cost)
-        out: dict[str, Tensor] = {}
-        if self.index_margin > 0:
-            far = index_distance(
-                _grid_shape(dense_a), _grid_shape(dense_b), plan.device
-            )
-            plan = plan * (far >= self.index_margin).to(plan)
-            kept = plan.sum(dim=(1, 2))
-            out["ot_kept"] = kept.mean()
-            plan = plan / kept.clamp(min=1e-12)[:, None, None]
         ot_loss = ot.transport_cost(plan, cost).mean()
 
         var, cov = self._dense_var_cov(qa, qb)
         dense = self.alpha * ot_loss + self.beta * var + self.eta * cov
-        out.update({"ot": ot_loss, "dense_var": var, "dense_cov": cov})
+        out = {"ot": ot_loss, "dense_var": var, "dense_cov": cov}
         if self.image_decorrelation > 0:
             xcorr = 0.5 * (_image_correlation(qa) + _image_correlation(qb))
             dense = dense + self.image_decorrelation * xcorr
@@ -462,47 +441,6 @@ def inside_other_view(grid_s: Tensor, grid_t: Tensor) -> Tensor:
     nearest = torch.cdist(ps, pt).amin(dim=2)
     cell = torch.cdist(pt, pt).topk(2, dim=2, largest=False).values[..., 1]
     return nearest < cell.median(dim=1).values[:, None]
-
-
-def index_distance(
-    shape_s: tuple[int, int],
-    shape_t: tuple[int, int],
-    device: torch.device | None = None,
-) -> Tensor:
-    """Distances (N, M), in cells of view s, between the cells' indices in their views.
-
-    Each is the smaller of the direct distance and the distance to t's cell with
-    its column mirrored, since a code of the index that is symmetric left to
-    right survives independent flips. Grids of different sizes are compared in
-    relative coordinates (cell centres at (i + 0.5) / size), scaled to s's cells.
-    """
-
-    def centres(h: int, w: int) -> Tensor:
-        rows, cols = torch.meshgrid(
-            (torch.arange(h, device=device) + 0.5) / h,
-            (torch.arange(w, device=device) + 0.5) / w,
-            indexing="ij",
-        )
-        return torch.stack((rows.flatten(), cols.flatten()), dim=1)
-
-    (hs, ws), (ht, wt) = shape_s, shape_t
-    scale = torch.tensor([hs, ws], dtype=torch.float32, device=device)
-    ps, pt = centres(hs, ws) * scale, centres(ht, wt)
-    mirrored = torch.stack((pt[:, 0], 1.0 - pt[:, 1]), dim=1)
-    return torch.minimum(torch.cdist(ps, pt * scale), torch.cdist(ps, mirrored * scale))
-
-
-def _grid_shape(x: Tensor) -> tuple[int, int]:
-    """(H, W) of dense embeddings (B, H, W, D), or of a square (B, N, D)."""
-    if x.dim() == 4:
-        return x.shape[1], x.shape[2]
-    side = round(x.shape[1] ** 0.5)
-    if side * side != x.shape[1]:
-        raise ValueError(
-            f"index_margin needs (B, H, W, D) embeddings or a square grid, got "
-            f"{tuple(x.shape)}."
-        )
-    return side, side
 
 
 def _image_correlation(q: Tensor) -> Tensor:

@@ -61,9 +61,6 @@ LOSS_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--plan-contrast-cells", "plan_contrast_cells", {"choices": CONTRAST_CELLS,
      "help": "cells the plan contrast counts: all, or those with a match "
      "inside the other view"}),
-    ("--index-margin", "index_margin", {"type": float,
-     "help": "leave out of the OT term matched cells whose indices (or mirrored "
-     "indices) are closer than this many cells"}),
 )  # fmt: skip
 
 
