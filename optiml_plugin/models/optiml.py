@@ -38,7 +38,8 @@ def set_padding_mode(module: nn.Module, padding_mode: str) -> nn.Module:
     cells see zeros, and the stack of 3 x 3 convolutions spreads that inwards, so
     even a randomly initialised ``layer4`` decodes position (issue 9, cause 3).
     ``"reflect"`` (or ``"replicate"``) pads with image content instead: a constant
-    image then gives a spatially constant map. The mode changes no parameter, so
+    image then gives a spatially constant map (training can still learn a code of
+    position from the borders, more slowly). The mode changes no parameter, so
     weights load across modes; fine-tune with the mode the backbone was
     pretrained with.
 
@@ -97,8 +98,9 @@ class OPTiML(nn.Module):
             ``"none"`` (see :class:`CVSIM`).
         cvsim_heads: Attention heads of CV-SIM.
         padding_mode: Padding of a ResNet backbone's convolutions, ``"zeros"``
-            (torchvision's) or ``"reflect"`` / ``"replicate"``, which keep the
-            cell's position out of the map (see :func:`set_padding_mode`).
+            (torchvision's) or ``"reflect"`` / ``"replicate"``, which give the
+            untrained map no code of the cell's position; training can still
+            build one (README, screen 10; see :func:`set_padding_mode`).
 
     Examples:
         >>> model = OPTiML("resnet18", global_dim=512, dense_dim=128)

@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--padding-mode",
         choices=PADDING_MODES,
         default="zeros",
-        help="padding of the backbone's convolutions; 'reflect' keeps the cell's "
-        "position out of the map (fine-tune with the same mode)",
+        help="padding of the backbone's convolutions; 'reflect' gives the untrained "
+        "map no position code (recorded in backbone.json for fine-tuning)",
     )
     lo = p.add_argument_group("loss")
     # Defaults come from OPTiMLLoss's signature: one place states them.
