@@ -38,10 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Flags on top of the package's defaults; "old-default" restores the settings the
 # positional-shortcut review measured (token statistics, no centring, absolute
 # epsilon, no flips); "previous-default" the defaults from 5cfc7fd to 05a110a
-# (centred, before the cross-image decorrelation term).
-PREVIOUS = ["--image-decorrelation", "0", "--global-weight", "0.25"]
+# (centred, before the cross-image decorrelation term); "upright-default" those
+# of screens 6-10 (rotations up to 10 degrees, no plan contrast).
+UPRIGHT = ["--degrees", "10", "--plan-contrast", "0"]
+PREVIOUS = ["--image-decorrelation", "0", "--global-weight", "0.25", *UPRIGHT]
 VARIANTS: dict[str, list[str]] = {
     "default": [],
+    "upright-default": UPRIGHT,
     "previous-default": PREVIOUS,
     "old-default": [
         "--dense-statistics", "tokens", "--center", "none", "--epsilon-scale",

@@ -66,6 +66,9 @@ COSTS = ("cosine", "l2")
 CENTERINGS = ("none", "batch", "view", "position", "double")
 EPSILON_SCALES = ("absolute", "relative")
 CONTRAST_CELLS = ("all", "overlap")
+# The plan contrast's weight when the grid term is on (README, "Rotations and plan
+# contrast"; results/shortcut_study/screen11).
+PLAN_CONTRAST = 3.0
 
 
 class OPTiMLLoss(nn.Module):
@@ -129,7 +132,10 @@ class OPTiMLLoss(nn.Module):
             pulls the cells that T matches together and pushes apart the cells
             that the features alone match but T does not, so the features learn
             to find the corresponding cell without the grids. Needs
-            ``position_weight > 0``. 0 (default) leaves it out.
+            ``position_weight > 0``; 0 leaves it out. None (default): 3 with
+            the grid term, 0 without it (``position_weight=0``): measured
+            together with rotations up to 180 degrees in the views (README,
+            "Rotations and plan contrast").
         plan_contrast_cells: Which cells the plan contrast counts: ``"all"``
             (default), or ``"overlap"``: only a cell whose true match lies inside
             the other view (nearest cell of the other view, in the original
@@ -169,7 +175,7 @@ class OPTiMLLoss(nn.Module):
         epsilon_scale: str = "relative",
         image_decorrelation: float = 25.0,
         feature_matching: float = 0.0,
-        plan_contrast: float = 0.0,
+        plan_contrast: float | None = None,
         plan_contrast_cells: str = "all",
         gather_distributed: bool = False,
         eps: float = 1e-4,
@@ -193,6 +199,8 @@ class OPTiMLLoss(nn.Module):
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
         if not 0.0 <= global_weight <= 1.0:
             raise ValueError(f"global_weight must lie in [0, 1], got {global_weight}.")
+        if plan_contrast is None:
+            plan_contrast = PLAN_CONTRAST if position_weight > 0 else 0.0
         if plan_contrast > 0 and position_weight <= 0:
             raise ValueError(
                 "plan_contrast compares the feature-only plan with the training "

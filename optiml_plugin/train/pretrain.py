@@ -57,7 +57,8 @@ LOSS_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--feature-matching", "feature_matching", {"type": float,
      "help": "weight (x alpha) of VICRegL's nearest-cell feature matching"}),
     ("--plan-contrast", "plan_contrast", {"type": float,
-     "help": "weight (x alpha) of <T - T_features, C_features> (see OPTiMLLoss)"}),
+     "help": "weight (x alpha) of <T - T_features, C_features> (see OPTiMLLoss); "
+     "default: 3 with the grid term, 0 with --position-weight 0"}),
     ("--plan-contrast-cells", "plan_contrast_cells", {"choices": CONTRAST_CELLS,
      "help": "cells the plan contrast counts: all, or those with a match "
      "inside the other view"}),
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--image-size", type=int, default=224, help="side of the views")
     d.add_argument("--crop-scale", type=float, nargs=2, default=(0.3, 1.0))
-    d.add_argument("--degrees", type=float, default=10.0, help="maximum rotation")
+    d.add_argument("--degrees", type=float, default=180.0, help="maximum rotation")
     d.add_argument(
         "--hflip-prob", type=float, default=0.5, help="horizontal flip, per view"
     )

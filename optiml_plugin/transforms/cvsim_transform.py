@@ -67,7 +67,7 @@ def to_gray_tensor(image: Image.Image | np.ndarray | Tensor) -> Tensor:
 
 
 class RandomResizedCropRotateWithGrid:
-    """Random resized crop + small rotation + optional flips, with the cell grid.
+    """Random resized crop + rotation + optional flips, with the cell grid.
 
     Args:
         size: Output side in pixels.
@@ -85,7 +85,7 @@ class RandomResizedCropRotateWithGrid:
         size: int = 224,
         scale: tuple[float, float] = (0.3, 1.0),
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
-        degrees: float = 10.0,
+        degrees: float = 180.0,
         hf_prob: float = 0.0,
         grid_size: int = 7,
     ) -> None:
@@ -233,7 +233,10 @@ class CVSIMTransform(ImageGridTransform):
         n_local_views: Number of local views (0 by default).
         global_scale: Crop area range of the global views.
         local_scale: Crop area range of the local views.
-        degrees: Maximum rotation.
+        degrees: Maximum rotation of each view, drawn independently (180 by
+            default: under small rotations the cell index predicts the matching
+            cell, and the dense features learn a code of the index; see the
+            README, "Rotations and plan contrast"; 10 keeps the views upright).
         hf_prob: Horizontal flip probability of each view, drawn independently
             (0.5 by default, so that cell i of one view is often not the same
             anatomy as cell i of the other and a code of the cell's position
@@ -255,7 +258,7 @@ class CVSIMTransform(ImageGridTransform):
         n_local_views: int = 0,
         global_scale: tuple[float, float] = (0.3, 1.0),
         local_scale: tuple[float, float] = (0.05, 0.3),
-        degrees: float = 10.0,
+        degrees: float = 180.0,
         hf_prob: float = 0.5,
         grid_size: int | None = None,
         num_channels: int = 3,

@@ -13,7 +13,7 @@ from optiml_plugin import OPTiMLLoss
 # The package's defaults are tested in test_defaults_*.
 PLAIN = {"position_weight": 0.0, "dense_statistics": "tokens", "center": "none",
          "epsilon_scale": "absolute", "image_decorrelation": 0.0,
-         "global_weight": 0.25}  # fmt: skip
+         "global_weight": 0.25, "plan_contrast": 0.0}  # fmt: skip
 
 
 def _loss(*args: float, **kwargs: object) -> OPTiMLLoss:
@@ -31,6 +31,10 @@ def test_defaults_are_the_measured_ones_and_need_the_grids() -> None:
     assert loss.position_weight == 20.0 and loss.epsilon == 0.05
     assert loss.image_decorrelation == 25.0 and loss.global_weight == 0.9
     assert loss.feature_matching == 0.0
+    # Plan contrast 3 with the grid term (screen 11), and none without it, so that
+    # position_weight=0 alone still builds a loss that needs no grids.
+    assert loss.plan_contrast == 3.0
+    assert OPTiMLLoss(position_weight=0.0).plan_contrast == 0.0
     a, b = _dense(0), _dense(1)
     with pytest.raises(ValueError, match="needs grid_a and grid_b .*CVSIMTransform"):
         loss(a, b)

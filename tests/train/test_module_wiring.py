@@ -59,8 +59,9 @@ def test_module_loss_is_the_weighted_sum_with_the_ot_term() -> None:
     # dense share); with the other terms off the loss is exactly alpha * OT.
     module = OPTiMLModule(
         model=MODEL,
-        loss={"beta": 0.0, "eta": 0.0, "global_weight": 0.0, "image_decorrelation": 0},
-    )
+        loss={"beta": 0.0, "eta": 0.0, "global_weight": 0.0, "image_decorrelation": 0,
+              "plan_contrast": 0.0},
+    )  # fmt: skip
     terms = module.step_terms(_batch())
     assert terms["ot"].item() > 0
     assert terms["loss"].item() == pytest.approx(25.0 * terms["ot"].item(), rel=1e-6)
@@ -68,6 +69,7 @@ def test_module_loss_is_the_weighted_sum_with_the_ot_term() -> None:
     t = full.step_terms(_batch())
     dense = 25.0 * t["ot"] + 25.0 * t["dense_var"] + 1.0 * t["dense_cov"]
     dense = dense + 25.0 * t["dense_xcorr"]  # the default image decorrelation
+    dense = dense + 25.0 * 3.0 * t["dense_contrast"]  # the default plan contrast
     assert t["loss"].item() == pytest.approx(
         (0.5 * dense + 0.5 * t["global"]).item(), rel=1e-6
     )

@@ -21,16 +21,23 @@ from optiml_plugin.transforms import CVSIMTransform
 
 # The defaults before the cross-image decorrelation term (README, "An
 # image-modulated position code").
-UNDECORRELATED = {"image_decorrelation": 0.0, "global_weight": 0.25}
+UNDECORRELATED = {
+    "image_decorrelation": 0.0,
+    "global_weight": 0.25,
+    "plan_contrast": 0.0,
+}
 OLD_DEFAULTS = {"dense_statistics": "tokens", "center": "none",
                 "epsilon_scale": "absolute", "position_weight": 0.0,
                 **UNDECORRELATED}  # fmt: skip
 STEPS = 40
 
 
-def _train_and_diagnose(loss: dict, hflip: float) -> dict[str, float]:
+def _train_and_diagnose(
+    loss: dict, hflip: float, degrees: float | None = None
+) -> dict[str, float]:
     pl.seed_everything(0)
-    transform = CVSIMTransform(size=128, hf_prob=hflip)
+    views = {} if degrees is None else {"degrees": degrees}
+    transform = CVSIMTransform(size=128, hf_prob=hflip, **views)
     data = PhantomDataset(num_images=STEPS * 16, size=160, seed=0, transform=transform)
     module = OPTiMLModule(
         model={"backbone": "resnet18", "global_dim": 128, "global_hidden_dim": 128,
@@ -50,9 +57,9 @@ def _train_and_diagnose(loss: dict, hflip: float) -> dict[str, float]:
 def runs() -> dict[str, dict[str, float]]:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     return {
-        "old": _train_and_diagnose(OLD_DEFAULTS, hflip=0.0),
+        "old": _train_and_diagnose(OLD_DEFAULTS, hflip=0.0, degrees=10.0),
         "default": _train_and_diagnose({}, hflip=0.5),
-        "undecorrelated": _train_and_diagnose(UNDECORRELATED, hflip=0.5),
+        "undecorrelated": _train_and_diagnose(UNDECORRELATED, hflip=0.5, degrees=10.0),
     }
 
 

@@ -141,3 +141,19 @@ def test_grid_marks_cell_centres_and_follows_a_large_rotation(monkeypatch) -> No
     # ... and the grid says where it came from.
     x, y = (grid[0, 3] * torch.tensor([float(w), float(h)])).tolist()
     assert abs(x - x0) < 1.0 and abs(y - y0) < 1.0
+
+
+def test_views_rotate_up_to_180_degrees_by_default_in_the_transform_and_the_cli() -> (
+    None
+):
+    # Screen 11: under small rotations the cell index predicts the matching cell.
+    from optiml_plugin.train.pretrain import parse_args
+
+    assert CVSIMTransform().transforms[0][0].degrees == 180.0
+    assert parse_args([]).degrees == 180.0
+    torch.manual_seed(0)
+    angles = [
+        CVSIMTransform().transforms[0][0].sample_params(64, 64)["angle"]
+        for _ in range(200)
+    ]
+    assert max(angles) > 150 and min(angles) < -150
