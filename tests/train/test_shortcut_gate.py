@@ -4,8 +4,10 @@ The old defaults (token statistics, no centring, absolute epsilon, no flips, no
 grid term) learn tokens that encode only their cell's position; the defaults
 must not. The previous defaults (no cross-image decorrelation, global weight
 0.25) learn an image-modulated position code instead; the defaults must not.
-All are trained here under identical conditions and diagnosed on held-out
-phantom pairs (optiml_plugin.diagnostics).
+All are trained here under identical conditions, except that the old and the
+previous defaults keep their upright views (rotations up to 10 degrees; the
+defaults rotate up to 180), and diagnosed on held-out phantom pairs
+(optiml_plugin.diagnostics).
 """
 
 import pytest
